@@ -1,0 +1,102 @@
+// Times the GPT-2 forward on a batch of random tokens and measures this machine's sgemm peak
+// in the same process, so the forward's GFLOP/s can be stated as a fraction of it. Prints one
+// JSON object; bench/forward_vs_pytorch.py runs it beside PyTorch.
+#include <cblas.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "backend/backend.h"
+#include "model/gpt2.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Best-of-n GFLOP/s of one sgemm at the MLP's shape (B*T x C) @ (C x 4C), the largest GEMM of
+// a block: the peak the forward can hope to approach on this machine.
+double sgemm_peak_gflops(int M, int K, int N, int repeats) {
+  std::vector<float> a(static_cast<size_t>(M) * K, 0.5f), b(static_cast<size_t>(K) * N, 0.25f),
+      c(static_cast<size_t>(M) * N);
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a.data(), K, b.data(),
+                N, 0.0f, c.data(), N);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * M * K * N / best / 1e9;
+}
+
+// Multiply-adds of a forward, counted as 2 FLOPs each: projections, attention (causal half
+// of the T x T products) and the unembedding of every position.
+double forward_flops(const causeway::ModelConfig& c, int B, int T) {
+  const double N = static_cast<double>(B) * T, C = c.n_embd, M = c.n_inner;
+  const double per_layer = 2.0 * N * (4.0 * C * C + 2.0 * C * M) +
+                           2.0 * 2.0 * B * (T * (T + 1) / 2.0) * C;
+  return c.n_layer * per_layer + 2.0 * N * C * c.vocab_size;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"causeway forward benchmark: tokens/s, GFLOP/s and sgemm peak, as JSON"};
+  std::string model_dir;
+  int batch = 8, seq = 128, threads = 1, repeats = 5;
+  app.add_option("--model", model_dir, "GPT-2 checkpoint folder")->required();
+  app.add_option("--batch", batch, "sequences per forward")->capture_default_str();
+  app.add_option("--seq", seq, "tokens per sequence")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads")->capture_default_str();
+  app.add_option("--repeats", repeats, "timed forwards (best and median reported)")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  causeway::set_cpu_threads(threads);
+  auto t_load = Clock::now();
+  causeway::GPT2Model model = causeway::GPT2Model::load(model_dir);
+  const double load_s = seconds_since(t_load);
+  const auto& cfg = model.config();
+
+  std::mt19937 rng(0);
+  std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
+  std::vector<std::vector<int32_t>> rows(batch, std::vector<int32_t>(seq));
+  for (auto& r : rows)
+    for (auto& t : r) t = tok(rng);
+  const causeway::TokenBatch tb = causeway::TokenBatch::padded(rows);
+
+  model.forward(tb);  // warm-up: workspace allocation, page faults, BLAS thread start
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    model.forward(tb);
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2], best = times.front();
+
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss_mb = ru.ru_maxrss / 1024.0;
+  const double weight_mb = model.weights().arena().bytes() / 1048576.0;
+  const double flops = forward_flops(cfg, batch, seq);
+  const double peak = sgemm_peak_gflops(batch * seq, cfg.n_embd, cfg.n_inner, 5);
+
+  std::printf(
+      "{\"threads\": %d, \"batch\": %d, \"seq\": %d, \"load_s\": %.3f, \"median_s\": %.5f, "
+      "\"best_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, "
+      "\"fraction_of_peak\": %.3f, \"peak_rss_mb\": %.1f, \"weights_mb\": %.1f}\n",
+      threads, batch, seq, load_s, median, best, batch * seq / median, flops / median / 1e9,
+      peak, flops / median / 1e9 / peak, peak_rss_mb, weight_mb);
+  return 0;
+}

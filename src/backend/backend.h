@@ -1,0 +1,55 @@
+// One interface over the op set (ops.h), one implementation per device, so the model is
+// written once. Methods mirror the free functions of ops.h name for name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace causeway {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual const char* name() const = 0;
+
+  virtual void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N,
+                                 int C) const = 0;
+  virtual void position_embedding_forward(float* out, const float* table, int B, int T,
+                                          int C) const = 0;
+  virtual void add_forward(float* out, const float* a, const float* b, int64_t n) const = 0;
+  virtual void layernorm_stats(float* mean, float* rstd, const float* inp, int64_t N, int C,
+                               float eps) const = 0;
+  virtual void layernorm_apply(float* out, const float* inp, const float* mean, const float* rstd,
+                               const float* weight, const float* bias, int64_t N,
+                               int C) const = 0;
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                 const float* weight, const float* bias, int64_t N, int C,
+                                 float eps) const = 0;
+  virtual void matmul_forward(float* out, const float* inp, const float* weight,
+                              const float* bias, int64_t N, int IC, int OC) const = 0;
+  virtual void matmul_transposed_forward(float* out, const float* inp, const float* weight,
+                                         int64_t N, int IC, int OC) const = 0;
+  virtual void gelu_forward(float* out, const float* inp, int64_t n) const = 0;
+  virtual void gelu_erf_forward(float* out, const float* inp, int64_t n) const = 0;
+  virtual void attention_scores_forward(float* scores, const float* q, const float* k, int B,
+                                        int T, int NH, int HS, int q_begin) const = 0;
+  virtual void attention_softmax_forward(float* pattern, const float* scores, int B, int NH,
+                                         int T, int q_begin) const = 0;
+  virtual void attention_values_forward(float* z, const float* pattern, const float* v, int B,
+                                        int T, int NH, int HS, int q_begin) const = 0;
+  virtual void attention_result_forward(float* result, const float* z, const float* W_O,
+                                        int64_t N, int NH, int HS, int C) const = 0;
+  virtual void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N,
+                                 int NH, int C) const = 0;
+};
+
+// The CPU backend (OpenBLAS + OpenMP); `threads` <= 0 keeps the runtime's default.
+std::unique_ptr<Backend> make_cpu_backend();
+// Sets OpenMP's and OpenBLAS's thread counts together so the two pools do not fight.
+void set_cpu_threads(int threads);
+int cpu_threads();
+
+}  // namespace causeway

@@ -1,0 +1,94 @@
+#include <cblas.h>
+#include <omp.h>
+
+#include "backend/backend.h"
+#include "backend/ops.h"
+
+// OpenBLAS exports these in every threading variant; cblas.h declares them in most builds but
+// not all, so declare them here to be safe.
+extern "C" {
+void openblas_set_num_threads(int num_threads);
+}
+
+namespace causeway {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  const char* name() const override { return "cpu"; }
+
+  void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N,
+                         int C) const override {
+    cpu::embedding_forward(out, ids, table, N, C);
+  }
+  void position_embedding_forward(float* out, const float* table, int B, int T,
+                                  int C) const override {
+    cpu::position_embedding_forward(out, table, B, T, C);
+  }
+  void add_forward(float* out, const float* a, const float* b, int64_t n) const override {
+    cpu::add_forward(out, a, b, n);
+  }
+  void layernorm_stats(float* mean, float* rstd, const float* inp, int64_t N, int C,
+                       float eps) const override {
+    cpu::layernorm_stats(mean, rstd, inp, N, C, eps);
+  }
+  void layernorm_apply(float* out, const float* inp, const float* mean, const float* rstd,
+                       const float* weight, const float* bias, int64_t N, int C) const override {
+    cpu::layernorm_apply(out, inp, mean, rstd, weight, bias, N, C);
+  }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                         const float* weight, const float* bias, int64_t N, int C,
+                         float eps) const override {
+    cpu::layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
+  }
+  void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                      int64_t N, int IC, int OC) const override {
+    cpu::matmul_forward(out, inp, weight, bias, N, IC, OC);
+  }
+  void matmul_transposed_forward(float* out, const float* inp, const float* weight, int64_t N,
+                                 int IC, int OC) const override {
+    cpu::matmul_transposed_forward(out, inp, weight, N, IC, OC);
+  }
+  void gelu_forward(float* out, const float* inp, int64_t n) const override {
+    cpu::gelu_forward(out, inp, n);
+  }
+  void gelu_erf_forward(float* out, const float* inp, int64_t n) const override {
+    cpu::gelu_erf_forward(out, inp, n);
+  }
+  void attention_scores_forward(float* scores, const float* q, const float* k, int B, int T,
+                                int NH, int HS, int q_begin) const override {
+    cpu::attention_scores_forward(scores, q, k, B, T, NH, HS, q_begin);
+  }
+  void attention_softmax_forward(float* pattern, const float* scores, int B, int NH, int T,
+                                 int q_begin) const override {
+    cpu::attention_softmax_forward(pattern, scores, B, NH, T, q_begin);
+  }
+  void attention_values_forward(float* z, const float* pattern, const float* v, int B, int T,
+                                int NH, int HS, int q_begin) const override {
+    cpu::attention_values_forward(z, pattern, v, B, T, NH, HS, q_begin);
+  }
+  void attention_result_forward(float* result, const float* z, const float* W_O, int64_t N,
+                                int NH, int HS, int C) const override {
+    cpu::attention_result_forward(result, z, W_O, N, NH, HS, C);
+  }
+  void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N, int NH,
+                         int C) const override {
+    cpu::sum_heads_forward(out, result, bias, N, NH, C);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+void set_cpu_threads(int threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+int cpu_threads() { return omp_get_max_threads(); }
+
+}  // namespace causeway

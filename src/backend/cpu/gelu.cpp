@@ -1,0 +1,23 @@
+// GELU activations, vectorized through tanh_approx (libm's tanhf does not vectorize).
+#include <cmath>
+
+#include "backend/cpu/vec_math.h"
+#include "backend/ops.h"
+
+namespace causeway::cpu {
+
+void gelu_forward(float* out, const float* inp, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = inp[i];
+    out[i] = 0.5f * x * (1.0f + tanh_approx(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+  }
+}
+
+void gelu_erf_forward(float* out, const float* inp, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + std::erf(inp[i] * 0.70710678f));
+}
+
+}  // namespace causeway::cpu

@@ -1,0 +1,64 @@
+// The op set of a GPT-2 forward (and, beside each, its backward once gradients land).
+// Shape letters: N = rows (B*T), B = batch, T = positions, C = d_model, NH = heads,
+// HS = d_head, OC/IC = out/in features, V = vocab. All tensors are row-major fp32.
+// The CUDA backend provides the same names and signatures in namespace causeway::cuda.
+#pragma once
+
+#include <cstdint>
+
+namespace causeway::cpu {
+
+// out[n, :] = table[ids[n], :]                                  table (V, C), out (N, C)
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int C);
+// out[b, t, :] = table[t, :]                                    table (P, C), out (B, T, C)
+void position_embedding_forward(float* out, const float* table, int B, int T, int C);
+
+// out = a + b, elementwise; out may alias a.
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+
+// LayerNorm as TransformerLens splits it: stats (mean, rstd = 1/sqrt(var + eps)) then apply,
+// so hook `ln.hook_scale` (= 1/rstd) can be read or replaced in between.
+void layernorm_stats(float* mean, float* rstd, const float* inp, int64_t N, int C, float eps);
+void layernorm_apply(float* out, const float* inp, const float* mean, const float* rstd,
+                     const float* weight, const float* bias, int64_t N, int C);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                       const float* weight, const float* bias, int64_t N, int C, float eps);
+
+// out (N, OC) = inp (N, IC) @ weight (IC, OC) + bias (OC); bias may be null. Hugging Face
+// GPT-2 stores Conv1D weights as (IC, OC), so they are used as read.
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    int64_t N, int IC, int OC);
+// out (N, OC) = inp (N, IC) @ weight^T, weight (OC, IC): the tied unembedding (wte is (V, C)).
+void matmul_transposed_forward(float* out, const float* inp, const float* weight, int64_t N,
+                               int IC, int OC);
+
+// GPT-2's tanh approximation of GELU ("gelu_new"); out may alias inp.
+void gelu_forward(float* out, const float* inp, int64_t n);
+// Exact erf GELU ("gelu").
+void gelu_erf_forward(float* out, const float* inp, int64_t n);
+
+// Causal self-attention in three hookable steps. Queries may cover only positions
+// q_begin..T-1 (a patch at position p changes nothing before p, so only those rows are
+// recomputed); keys and values always cover all T positions.
+//   q, z: (B, T - q_begin, NH, HS)   k, v: (B, T, NH, HS)   scores, pattern: (B, NH, T - q_begin, T)
+// Masked scores (key after query) are -inf and their pattern entries 0, as in TransformerLens.
+void attention_scores_forward(float* scores, const float* q, const float* k, int B, int T,
+                              int NH, int HS, int q_begin = 0);
+void attention_softmax_forward(float* pattern, const float* scores, int B, int NH, int T,
+                               int q_begin = 0);
+void attention_values_forward(float* z, const float* pattern, const float* v, int B, int T,
+                              int NH, int HS, int q_begin = 0);
+
+}  // namespace causeway::cpu
+
+namespace causeway::cpu {
+
+// Per-head attention output (TransformerLens hook_result): result (N, NH, C) with
+// result[n, h, :] = z[n, h, :] @ W_O[h*HS:(h+1)*HS, :]. W_O is (NH*HS, C).
+void attention_result_forward(float* result, const float* z, const float* W_O, int64_t N, int NH,
+                              int HS, int C);
+// out (N, C) = sum over heads of result (N, NH, C) + bias (C).
+void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N, int NH,
+                       int C);
+
+}  // namespace causeway::cpu

@@ -1,0 +1,188 @@
+// `causeway logits`: one forward pass; prints the top-k next tokens and optionally writes the
+// logits and cached hooks to HDF5.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/hdf5_file.h"
+#include "model/gpt2.h"
+#include "model/tokenizer.h"
+
+namespace causeway::cli {
+
+namespace {
+
+struct LogitsOptions {
+  std::string model;
+  std::string text;
+  std::string tokens;
+  int top = 10;
+  std::vector<std::string> cache;
+  std::string out;
+  bool overwrite = false;
+  int threads = 0;
+};
+
+std::vector<int32_t> parse_token_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::string item;
+  // Accept "1,2,3", "1 2 3" and "[1, 2, 3]".
+  std::string cleaned = s;
+  for (char& c : cleaned)
+    if (c == ',' || c == '[' || c == ']') c = ' ';
+  std::stringstream in(cleaned);
+  while (in >> item) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < INT32_MIN || v > INT32_MAX)
+      throw InputError("--tokens", "", "'" + item + "' is not an integer token id");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  if (ids.empty()) throw InputError("--tokens", "", "no token ids given");
+  return ids;
+}
+
+// Printable form of a token: quotes, with newlines and tabs escaped.
+std::string show(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else out += c;
+  }
+  return out + "'";
+}
+
+int run_logits(const LogitsOptions& o) {
+  set_cpu_threads(o.threads);
+  const std::filesystem::path dir(o.model);
+  if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)
+    throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
+
+  GPT2Model model = GPT2Model::load(dir);
+  std::unique_ptr<Tokenizer> tok;
+  const bool has_tokenizer = std::filesystem::exists(dir / "vocab.json") ||
+                             std::filesystem::exists(dir / "tokenizer.json");
+  if (has_tokenizer) tok = std::make_unique<Tokenizer>(Tokenizer::from_model_dir(dir));
+  else if (!o.text.empty())
+    throw InputError(dir.string(), "vocab.json",
+                     "--text needs a tokenizer (vocab.json + merges.txt or tokenizer.json) in "
+                     "the model folder; pass --tokens instead");
+
+  std::vector<int32_t> ids = o.text.empty() ? parse_token_ids(o.tokens) : tok->encode(o.text);
+  if (ids.empty()) throw InputError("--text", "", "the text encodes to no tokens");
+  TokenBatch batch = TokenBatch::single(ids);
+  model.validate(batch, o.text.empty() ? "--tokens" : "--text");
+
+  HookPlan plan(model.config().n_layer);
+  std::vector<HookPoint> cached;
+  for (const std::string& name : o.cache) {
+    if (name == "all") {
+      for (HookPoint p : all_hook_points(model.config().n_layer)) cached.push_back(p);
+    } else {
+      cached.push_back(HookPoint::parse(name, model.config().n_layer, "--cache"));
+    }
+  }
+  for (HookPoint p : cached) plan.cache(p);
+
+  const Tensor logits = model.forward(batch, plan, LogitRows::All);
+  const int T = batch.T, V = model.config().vocab_size;
+  const float* last = logits.data + static_cast<int64_t>(T - 1) * V;
+
+  // Softmax of the last position in double for readable probabilities.
+  const float mx = *std::max_element(last, last + V);
+  double z = 0.0;
+  for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(last[i]) - mx);
+  const int k = std::clamp(o.top, 1, V);
+  std::vector<int> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return last[a] > last[b]; });
+
+  std::printf("model: %s (%d layers, d_model %d, %d heads, vocab %d)\n", dir.string().c_str(),
+              model.config().n_layer, model.config().n_embd, model.config().n_head, V);
+  std::printf("input: %d tokens:", T);
+  for (int32_t id : ids) std::printf(" %d", id);
+  std::printf("\n\n  rank  token id  token                 prob      logit\n");
+  for (int r = 0; r < k; ++r) {
+    const int id = order[r];
+    const double p = std::exp(static_cast<double>(last[id]) - mx) / z;
+    const std::string text = tok ? show(tok->token_text(id)) : "";
+    std::printf("  %4d  %8d  %-20s %8.5f  %9.4f\n", r + 1, id, text.c_str(), p, last[id]);
+  }
+
+  if (!o.out.empty()) {
+    H5File f(o.out, H5Mode::Create);
+    f.write_floats("logits", logits.data, {T, V});
+    f.write_ints("tokens", ids.data(), {T});
+    if (tok) {
+      std::vector<std::string> strs;
+      for (int32_t id : ids) strs.push_back(tok->token_text(id));
+      f.write_strings("token_strings", strs);
+    }
+    for (HookPoint p : cached) {
+      const Tensor& t = plan.activations().at(p);
+      std::vector<int64_t> shape(t.shape.dims.begin() + 1, t.shape.dims.begin() + t.shape.rank);
+      f.write_floats(p.name(), t.data, shape);
+    }
+    f.set_attribute("/", "model", dir.string());
+    f.set_attribute("/", "causeway_version", CAUSEWAY_VERSION);
+    if (!o.text.empty()) f.set_attribute("/", "text", o.text);
+    std::printf("\nwrote %s (logits [%d, %d]%s)\n", o.out.c_str(), T, V,
+                cached.empty() ? "" : (" and " + std::to_string(cached.size()) + " hooks").c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_logits_command(CLI::App& app) {
+  auto o = std::make_shared<LogitsOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "logits", "Run the model once and print the most likely next tokens; optionally save the "
+                "logits and any hook activations to HDF5.");
+  cmd->add_option("--model", o->model,
+                  "Hugging Face GPT-2 checkpoint folder (config.json, model.safetensors or "
+                  "model.safetensors.index.json, and vocab.json + merges.txt or tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  auto* text = cmd->add_option("--text", o->text, "Prompt text, tokenized with the model's tokenizer");
+  auto* tokens = cmd->add_option("--tokens", o->tokens,
+                                 "Prompt as token ids instead of text: \"464,3290,318\" or "
+                                 "\"464 3290 318\"");
+  text->excludes(tokens);
+  tokens->excludes(text);
+  cmd->add_option("--top", o->top, "How many next-token candidates to print")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--cache", o->cache,
+                  "Hook points to save with --out, by TransformerLens name (e.g. "
+                  "blocks.0.attn.hook_z, ln_final.hook_scale), repeatable; 'all' saves every hook")
+      ->expected(1, -1);
+  cmd->add_option("--out", o->out,
+                  "HDF5 file to write: 'logits' [pos, vocab], 'tokens', and one dataset per "
+                  "cached hook named by its hook name (batch axis dropped)");
+  cmd->add_flag("--overwrite", o->overwrite, "Replace --out if it already exists");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([text, tokens]() {
+    if (text->count() == 0 && tokens->count() == 0)
+      throw CLI::RequiredError("--text or --tokens");
+  });
+  return [o]() { return run_logits(*o); };
+}
+
+}  // namespace causeway::cli

@@ -1,0 +1,31 @@
+// The causeway program: subcommands, one clear line per error, exit 2 for bad input.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "causeway: causal-intervention experiments (activation patching, ablation, attribution)\n"
+      "on GPT-2-family transformers, with TransformerLens hook names and HDF5 results."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("causeway ") + CAUSEWAY_VERSION);
+  causeway::cli::Command logits = causeway::cli::add_logits_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : causeway::kExitInputError;
+  }
+  try {
+    if (app.got_subcommand("logits")) return logits();
+  } catch (const causeway::InputError& e) {
+    std::fprintf(stderr, "causeway: error: %s\n", e.what());
+    return causeway::kExitInputError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "causeway: internal error: %s\n", e.what());
+    return causeway::kExitInternalError;
+  }
+  return causeway::kExitInternalError;
+}

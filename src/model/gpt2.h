@@ -1,0 +1,91 @@
+// The GPT-2 forward pass with TransformerLens hook points. Built as llama.cpp builds a model
+// family: one function walks the blocks and names every intermediate by its hook as it is
+// produced; the plan decides which of them are cached or edited.
+//
+// A forward can also start part-way (DESIGN.md section 4): at block `start_layer` from a
+// baseline's residual stream (prefix reuse), recomputing only positions >= `row_begin` with
+// earlier keys and values taken from the baseline (cone restriction), and stop at the final
+// normalized residual of one position per row so a metric unembeds only the tokens it reads.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/arena.h"
+#include "model/gpt2_weights.h"
+#include "model/hooks.h"
+#include "model/model_config.h"
+#include "model/token_batch.h"
+
+namespace causeway {
+
+enum class LogitRows {
+  All,   // logits (B, T - row_begin, V)
+  Last,  // logits (B, V) at each row's read position (default: its last valid token)
+  None,  // no unembedding: only final_residual() (B, C) at each row's read position
+};
+
+// Baseline activations of each batch row that a part-way forward reads instead of computing.
+// Each pointer is a (T, C) row-major block of that row's baseline run.
+class PrefixSource {
+ public:
+  virtual ~PrefixSource() = default;
+  virtual const float* resid_pre(int row, int layer) const = 0;  // blocks.L.hook_resid_pre
+  virtual const float* keys(int row, int layer) const = 0;       // blocks.L.attn.hook_k
+  virtual const float* values(int row, int layer) const = 0;     // blocks.L.attn.hook_v
+};
+
+struct ForwardOptions {
+  LogitRows rows = LogitRows::All;
+  int start_layer = 0;                    // > 0 needs `prefix`
+  int row_begin = 0;                      // > 0 needs `prefix`
+  const PrefixSource* prefix = nullptr;   // with start_layer 0, the embeddings are skipped
+  const std::vector<int>* read_pos = nullptr;  // per row, for Last / None; >= row_begin
+};
+
+class GPT2Model {
+ public:
+  GPT2Model(ModelConfig cfg, GPT2Weights weights, std::unique_ptr<Backend> backend);
+  ~GPT2Model();
+  GPT2Model(GPT2Model&&) noexcept;
+  GPT2Model& operator=(GPT2Model&&) noexcept;
+  // Reads `dir`/config.json and the safetensors weights; throws InputError on bad files.
+  static GPT2Model load(const std::filesystem::path& dir);
+
+  const ModelConfig& config() const { return cfg_; }
+  const GPT2Weights& weights() const { return weights_; }
+  GPT2Weights& weights() { return weights_; }
+
+  // Checks token ids and lengths against the model; `source` names where they came from.
+  void validate(const TokenBatch& batch, const std::string& source = "tokens") const;
+
+  // Runs the model; returned views live until the next forward. Hook values cover positions
+  // row_begin..T-1 (HookContext::row_begin says so); scores and patterns keep all T keys.
+  Tensor forward(const TokenBatch& batch, HookPlan& plan, const ForwardOptions& options);
+  Tensor forward(const TokenBatch& batch, HookPlan& plan, LogitRows rows = LogitRows::All);
+  Tensor forward(const TokenBatch& batch, LogitRows rows = LogitRows::All);
+
+  // (B, C): ln_final's output at each row's read position, after a Last or None forward.
+  Tensor final_residual() const;
+  // out (B, n) = final (B, C) . W_U[tokens[j]] for each j: logits of just those tokens.
+  void unembed_tokens(const Tensor& final, const int32_t* tokens, int n, float* out) const;
+
+ private:
+  struct Workspace;
+  void ensure_workspace(int B, int T, bool need_result, int64_t logit_rows);
+  void layernorm(HookPlan& plan, const HookContext& ctx, float* out, const float* inp,
+                 const Tensor& w, const Tensor& b, int64_t N);
+  void keys_or_values(HookPlan& plan, const HookContext& ctx, const ForwardOptions& o,
+                      const Tensor& W, const Tensor& bias, bool keys, float* full);
+
+  ModelConfig cfg_;
+  GPT2Weights weights_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Workspace> ws_;
+  HookPlan no_hooks_;
+};
+
+}  // namespace causeway

@@ -1,0 +1,124 @@
+// Hook points named and shaped exactly as TransformerLens names them (DESIGN.md section 3),
+// and the HookPlan that says which ones a forward pass caches or edits. A hook the plan does
+// not name costs one flag test.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace causeway {
+
+struct ModelConfig;
+
+enum class HookKind : uint8_t {
+  Embed,        // hook_embed                 [b,p,d]
+  PosEmbed,     // hook_pos_embed             [b,p,d]
+  ResidPre,     // blocks.L.hook_resid_pre    [b,p,d]
+  Ln1Scale,     // blocks.L.ln1.hook_scale    [b,p,1]
+  Q,            // blocks.L.attn.hook_q       [b,p,h,dh]
+  K,            // blocks.L.attn.hook_k       [b,p,h,dh]
+  V,            // blocks.L.attn.hook_v       [b,p,h,dh]
+  AttnScores,   // blocks.L.attn.hook_attn_scores [b,h,q,k]
+  Pattern,      // blocks.L.attn.hook_pattern [b,h,q,k]
+  Z,            // blocks.L.attn.hook_z       [b,p,h,dh]
+  Result,       // blocks.L.attn.hook_result  [b,p,h,d]
+  AttnOut,      // blocks.L.hook_attn_out     [b,p,d]
+  ResidMid,     // blocks.L.hook_resid_mid    [b,p,d]
+  Ln2Scale,     // blocks.L.ln2.hook_scale    [b,p,1]
+  MlpPre,       // blocks.L.mlp.hook_pre      [b,p,m]
+  MlpPost,      // blocks.L.mlp.hook_post     [b,p,m]
+  MlpOut,       // blocks.L.hook_mlp_out      [b,p,d]
+  ResidPost,    // blocks.L.hook_resid_post   [b,p,d]
+  LnFinalScale, // ln_final.hook_scale        [b,p,1]
+  Count
+};
+
+struct HookPoint {
+  HookKind kind = HookKind::Embed;
+  int layer = -1;  // -1 for hooks outside the blocks
+
+  bool operator==(const HookPoint&) const = default;
+  auto operator<=>(const HookPoint&) const = default;
+
+  std::string name() const;
+  // Parses a full TransformerLens name; throws InputError naming `source` on an unknown name
+  // or a layer outside [0, n_layer).
+  static HookPoint parse(std::string_view name, int n_layer, const std::string& source = "hook");
+  // The hook's shape for a batch of B sequences of T positions.
+  Shape shape(const ModelConfig& cfg, int B, int T) const;
+  bool is_block_hook() const;
+};
+
+// Every hook point of a model, in forward order.
+std::vector<HookPoint> all_hook_points(int n_layer);
+
+// What a hook callback sees: the batch geometry. A part-way forward recomputes positions
+// row_begin..T-1 only, and hook values then hold just those positions (index t - row_begin).
+struct HookContext {
+  HookPoint point;
+  int B = 0, T = 0;
+  int row_begin = 0;
+};
+
+// A callback reads or edits the hook's value in place (patching, ablation, noise).
+using HookFn = std::function<void(const HookContext&, Tensor& value)>;
+
+// Cached activations by hook name; storage is kept across forwards of the same shape.
+class ActivationCache {
+ public:
+  const Tensor& at(const std::string& name) const;
+  const Tensor& at(HookPoint p) const { return at(p.name()); }
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  std::vector<std::string> names() const;
+  void store(HookPoint p, const Tensor& value);
+  void clear() { entries_.clear(); }
+
+ private:
+  struct Entry {
+    std::vector<float> storage;
+    Tensor view;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
+class HookPlan {
+ public:
+  explicit HookPlan(int n_layer);
+
+  // Keep a copy of the hook's value (after any edits) in activations().
+  void cache(HookPoint p);
+  void cache(std::string_view name) { cache(HookPoint::parse(name, n_layer_)); }
+  // Replace the hook's value by `src` (same shape; batch geometry must match the forward).
+  void overwrite(HookPoint p, Tensor src);
+  // Run `fn` on the value; callbacks on one hook run in the order they were added, before
+  // caching, so the cache holds what the rest of the model saw.
+  void add(HookPoint p, HookFn fn);
+  void clear();
+
+  bool wants(HookPoint p) const { return flags_[index(p)] != 0; }
+  // Called by the model at each hook point it reaches; a no-op for unnamed hooks.
+  void run(const HookContext& ctx, Tensor& value);
+
+  ActivationCache& activations() { return activations_; }
+  const ActivationCache& activations() const { return activations_; }
+  int n_layer() const { return n_layer_; }
+
+ private:
+  size_t index(HookPoint p) const {
+    return static_cast<size_t>(p.layer + 1) * static_cast<size_t>(HookKind::Count) +
+           static_cast<size_t>(p.kind);
+  }
+  int n_layer_;
+  std::vector<uint8_t> flags_;
+  std::vector<uint8_t> cached_;
+  std::map<HookPoint, std::vector<HookFn>> callbacks_;
+  ActivationCache activations_;
+};
+
+}  // namespace causeway
