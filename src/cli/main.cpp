@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("causeway ") + CAUSEWAY_VERSION);
   causeway::cli::Command logits = causeway::cli::add_logits_command(app);
+  causeway::cli::Command run = causeway::cli::add_run_command(app);
+  causeway::cli::Command data = causeway::cli::add_data_command(app);
 
   try {
     app.parse(argc, argv);
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("logits")) return logits();
+    if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("data")) return data();
   } catch (const causeway::InputError& e) {
     std::fprintf(stderr, "causeway: error: %s\n", e.what());
     return causeway::kExitInputError;

@@ -76,6 +76,7 @@ TEST(Cli, HelpExplainsEverySubcommand) {
   const Result top = run("--help");
   EXPECT_EQ(top.code, 0);
   EXPECT_NE(top.output.find("logits"), std::string::npos);
+  EXPECT_NE(top.output.find("run"), std::string::npos);
   const Result logits = run("logits --help");
   EXPECT_EQ(logits.code, 0);
   for (const char* opt : {"--model", "--text", "--tokens", "--top", "--cache", "--out", "--threads"})

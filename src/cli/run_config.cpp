@@ -1,0 +1,225 @@
+#include "cli/run_config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace causeway {
+
+namespace {
+
+// Reads keys of one table, remembering which were used so unknown keys can be reported.
+class Table {
+ public:
+  Table(const toml::table& t, std::string file, std::string where)
+      : t_(t), file_(std::move(file)), where_(std::move(where)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& detail) const {
+    throw InputError(file_, where_ + "." + key, detail);
+  }
+
+  template <typename T>
+  std::optional<T> get(const std::string& key) {
+    used_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n) return std::nullopt;
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (auto v = n->value<std::string>()) return *v;
+      fail(key, "must be a string");
+    } else if constexpr (std::is_same_v<T, double>) {
+      if (auto v = n->value<double>()) return *v;
+      fail(key, "must be a number");
+    } else {
+      if (auto v = n->value<int64_t>()) return static_cast<T>(*v);
+      fail(key, "must be an integer");
+    }
+  }
+  template <typename T>
+  T get_or(const std::string& key, T fallback) {
+    auto v = get<T>(key);
+    return v ? *v : fallback;
+  }
+  std::string require_string(const std::string& key) {
+    auto v = get<std::string>(key);
+    if (!v) fail(key, "is required");
+    return *v;
+  }
+  std::vector<int> int_list(const std::string& key) {
+    used_.insert(key);
+    std::vector<int> out;
+    const toml::node* n = t_.get(key);
+    if (!n) return out;
+    const toml::array* a = n->as_array();
+    if (!a) fail(key, "must be an array of integers");
+    for (const toml::node& e : *a) {
+      auto v = e.value<int64_t>();
+      if (!v) fail(key, "must be an array of integers");
+      out.push_back(static_cast<int>(*v));
+    }
+    return out;
+  }
+  const toml::node* raw(const std::string& key) {
+    used_.insert(key);
+    return t_.get(key);
+  }
+  void reject_unknown() const {
+    for (const auto& [k, v] : t_)
+      if (!used_.count(std::string(k.str()))) fail(std::string(k.str()), "unknown key");
+  }
+
+ private:
+  const toml::table& t_;
+  std::string file_, where_;
+  std::set<std::string> used_;
+};
+
+const toml::table& sub_table(const toml::table& root, const std::string& name,
+                             const std::string& file) {
+  const toml::node* n = root.get(name);
+  if (!n || !n->as_table()) throw InputError(file, "[" + name + "]", "table is required");
+  return *n->as_table();
+}
+
+template <typename E>
+E choose(Table& t, const std::string& key, const std::string& fallback,
+         const std::vector<std::pair<std::string, E>>& options) {
+  const std::string v = t.get_or<std::string>(key, fallback);
+  std::string known;
+  for (const auto& [name, e] : options) {
+    if (v == name) return e;
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  t.fail(key, "'" + v + "' is not one of: " + known);
+}
+
+ExperimentConfig parse_experiment(const toml::table& t, const std::string& file, int index) {
+  ExperimentConfig e;
+  Table x(t, file, "experiment[" + std::to_string(index) + "]");
+  e.name = x.require_string("name");
+  if (e.name.empty() || e.name.find('/') != std::string::npos)
+    x.fail("name", "must be non-empty and contain no '/'");
+  SweepRequest& r = e.request;
+  e.kind = choose<std::string>(x, "kind", "activation",
+                               {{"activation", "activation"}, {"ablation", "ablation"}, {"noise", "noise"}});
+  r.spec.kind = SweepSpec::parse_kind(x.require_string("sweep"), file,
+                                      "experiment[" + std::to_string(index) + "].sweep");
+  if (const toml::node* pos = x.raw("positions")) {
+    if (auto s = pos->value<std::string>()) {
+      if (*s == "each") r.spec.by_pos = true;
+      else if (*s == "all") r.spec.by_pos = false;
+      else x.fail("positions", "must be \"each\", \"all\" or a position number");
+    } else if (auto p = pos->value<int64_t>()) {
+      r.spec.by_pos = true;
+      r.spec.position = static_cast<int>(*p);
+    } else {
+      x.fail("positions", "must be \"each\", \"all\" or a position number");
+    }
+  }
+  r.direction = choose<Direction>(x, "direction", "denoising",
+                                  {{"denoising", Direction::Denoising}, {"noising", Direction::Noising}});
+  r.metric = parse_metric(x.get_or<std::string>("metric", "logit_diff"), file,
+                          "experiment[" + std::to_string(index) + "].metric");
+  r.seed = static_cast<uint64_t>(x.get_or<int64_t>("seed", 0));
+  r.window = x.get_or<int>("window", 1);
+  r.max_rows = x.get_or<int>("batch_rows", 128);
+  r.pairs_per_block = x.get_or<int>("pairs_per_block", 32);
+  if (r.max_rows < 1) x.fail("batch_rows", "must be at least 1");
+  if (r.pairs_per_block < 1) x.fail("pairs_per_block", "must be at least 1");
+  if (e.kind == "activation") {
+    r.source = PatchSource::Activation;
+  } else if (e.kind == "ablation") {
+    r.source = choose<PatchSource>(x, "ablation", "mean",
+                                   {{"zero", PatchSource::Zero}, {"mean", PatchSource::Mean},
+                                    {"resample", PatchSource::Resample}});
+    e.ablation = x.get_or<std::string>("ablation", "mean");
+    r.mean_per_position = choose<bool>(x, "mean_over", "position", {{"position", true}, {"all", false}});
+    r.resample_samples = x.get_or<int>("samples", 4);
+  } else {
+    r.source = PatchSource::Noise;
+    r.noise.scale = x.get_or<double>("noise_scale", 3.0);
+    r.noise.samples = x.get_or<int>("noise_samples", 10);
+    r.noise.positions = x.int_list("noise_positions");
+    if (r.noise.scale <= 0) x.fail("noise_scale", "must be positive");
+  }
+  x.reject_unknown();
+  return e;
+}
+
+}  // namespace
+
+RunConfig RunConfig::load(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path.string(), "", "cannot read the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path& path) {
+  const std::string file = path.string();
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << "line " << e.source().begin.line;
+    throw InputError(file, where.str(), std::string(e.description()));
+  }
+  RunConfig c;
+  c.path = path;
+  c.text = text;
+  const std::filesystem::path base = path.parent_path();
+  auto resolve = [&](const std::string& p) {
+    std::filesystem::path q(p);
+    return q.is_absolute() ? q : base / q;
+  };
+
+  Table model(sub_table(root, "model", file), file, "model");
+  c.model = resolve(model.require_string("path"));
+  c.threads = model.get_or<int>("threads", 0);
+  model.reject_unknown();
+
+  Table data(sub_table(root, "data", file), file, "data");
+  if (auto f = data.get<std::string>("file")) c.data_file = resolve(*f);
+  c.generator = data.get_or<std::string>("generator", "");
+  if (c.data_file.empty() == c.generator.empty())
+    data.fail("file", "give exactly one of data.file or data.generator");
+  if (!c.generator.empty()) {
+    if (c.generator != "ioi") data.fail("generator", "'" + c.generator + "' is unknown (known: ioi)");
+    c.ioi.n = data.get_or<int>("n", 64);
+    c.ioi.seed = static_cast<uint64_t>(data.get_or<int64_t>("seed", 0));
+    c.ioi.corruption = choose<IoiOptions::Corruption>(
+        data, "corruption", "swap",
+        {{"swap", IoiOptions::Corruption::SubjectSwap}, {"abc", IoiOptions::Corruption::ThirdName}});
+    if (c.ioi.n < 1) data.fail("n", "must be at least 1");
+  }
+  data.reject_unknown();
+
+  Table out(sub_table(root, "output", file), file, "output");
+  c.output = resolve(out.require_string("path"));
+  out.reject_unknown();
+
+  const toml::node* ex = root.get("experiment");
+  const toml::array* arr = ex ? ex->as_array() : nullptr;
+  if (!arr || arr->empty())
+    throw InputError(file, "[[experiment]]", "at least one experiment table is required");
+  std::set<std::string> names;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = (*arr)[i].as_table();
+    if (!t) throw InputError(file, "experiment[" + std::to_string(i) + "]", "must be a table");
+    c.experiments.push_back(parse_experiment(*t, file, static_cast<int>(i)));
+    if (!names.insert(c.experiments.back().name).second)
+      throw InputError(file, "experiment[" + std::to_string(i) + "].name",
+                       "'" + c.experiments.back().name + "' is used twice");
+  }
+  for (const auto& [k, v] : root)
+    if (k != "model" && k != "data" && k != "output" && k != "experiment")
+      throw InputError(file, std::string(k.str()), "unknown table");
+  return c;
+}
+
+}  // namespace causeway

@@ -1,0 +1,32 @@
+#include "patching/run_cache.h"
+
+#include "patching/patch.h"
+
+namespace causeway {
+
+void RunCache::build(GPT2Model& model, const TokenBatch& batch, const std::vector<int>& read_pos,
+                     bool prefix, const std::vector<HookKind>& sources,
+                     const HookFn& edit_embed) {
+  const ModelConfig& cfg = model.config();
+  cfg_ = &cfg;
+  C_ = cfg.n_embd;
+  batch_ = batch;
+  plan_ = HookPlan(cfg.n_layer);
+  std::vector<HookKind> kinds = sources;
+  if (prefix) kinds.insert(kinds.end(), {HookKind::ResidPre, HookKind::K, HookKind::V});
+  for (int L = 0; L < cfg.n_layer; ++L)
+    for (HookKind k : kinds) plan_.cache({k, L});
+  if (edit_embed) plan_.add({HookKind::Embed, -1}, edit_embed);
+  ForwardOptions o;
+  o.rows = LogitRows::Last;
+  o.read_pos = &read_pos;
+  const Tensor logits = model.forward(batch, plan_, o);
+  last_logits_.assign(logits.data, logits.data + logits.numel());
+}
+
+const float* RunCache::row(HookKind kind, int layer, int run) const {
+  const Tensor& t = plan_.activations().at(HookPoint{kind, layer});
+  return t.data + static_cast<int64_t>(run) * hook_row_size(kind, *cfg_, batch_.T, batch_.T);
+}
+
+}  // namespace causeway

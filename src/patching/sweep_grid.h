@@ -1,0 +1,64 @@
+// Sweep grids: which components a sweep patches, one cell per grid point, with axes named and
+// ordered as TransformerLens' `patching` module orders them (e.g. attn_head_out_by_pos is
+// [layer, pos, head]).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/hooks.h"
+
+namespace causeway {
+
+struct ModelConfig;
+
+// One patched component: a hook, and which slice of it (-1 = every index on that axis).
+struct PatchCell {
+  HookKind kind = HookKind::ResidPre;
+  int layer = 0;
+  int pos = -1;     // position (query/destination position for patterns)
+  int head = -1;
+  int neuron = -1;  // mlp.hook_post unit
+  int src = -1;     // key/source position, patterns only
+};
+
+enum class SweepKind {
+  ResidPre, ResidMid, ResidPost, AttnOut, MlpOut,  // [layer, pos] or [layer] over all positions
+  HeadOut, HeadQ, HeadK, HeadV, HeadPattern,       // [layer, pos, head] or [layer, head];
+                                                   // pattern by pos: [layer, head, dest_pos]
+  HeadPatternDestSrc,                              // [layer, head, dest_pos, src_pos]
+  MlpNeuron,                                       // [layer, neuron], at one position or all
+  BlockEvery,                                      // [component(3), layer, pos]
+  HeadEvery,                                       // [component(5), layer, head] / [5, layer, pos, head]
+};
+
+struct SweepSpec {
+  SweepKind kind = SweepKind::ResidPre;
+  bool by_pos = true;     // false: each cell patches every position
+  int position = -1;      // MlpNeuron only: the one position patched, or -1 for all
+  std::string name() const;
+  // Parses a sweep name ("resid_pre", "attn_head_out", "mlp_neuron", ...); InputError names
+  // `source` and `field` on an unknown one.
+  static SweepKind parse_kind(const std::string& name, const std::string& source,
+                              const std::string& field);
+};
+
+struct GridAxis {
+  std::string name;                  // "layer", "pos", "head", "neuron", "component", "dest_pos", "src_pos"
+  int size = 0;
+  std::vector<std::string> labels;   // only for "component": hook names in grid order
+};
+
+struct SweepGrid {
+  std::vector<GridAxis> axes;
+  std::vector<PatchCell> cells;      // row-major over axes
+  std::vector<int> shape() const;
+};
+
+// Builds the grid of `spec` for prompts of T positions.
+SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T);
+
+// The hook kinds a sweep patches (what the source runs must cache).
+std::vector<HookKind> patched_kinds(const SweepSpec& spec);
+
+}  // namespace causeway
