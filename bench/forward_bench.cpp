@@ -2,11 +2,11 @@
 // in the same process, so the forward's GFLOP/s can be stated as a fraction of it. Prints one
 // JSON object; bench/forward_vs_pytorch.py runs it beside PyTorch.
 #include <cblas.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -48,6 +48,22 @@ double forward_flops(const causeway::ModelConfig& c, int B, int T) {
   return c.n_layer * per_layer + 2.0 * N * C * c.vocab_size;
 }
 
+// VmHWM of this process image. getrusage's ru_maxrss is not used: Linux carries it over
+// exec from the parent, so a benchmark started from a large Python process would report that.
+double peak_rss_kb() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  double kb = 0.0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kb;
+      break;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return kb;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,9 +101,7 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2], best = times.front();
 
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  const double peak_rss_mb = ru.ru_maxrss / 1024.0;
+  const double peak_rss_mb = peak_rss_kb() / 1024.0;
   const double weight_mb = model.weights().arena().bytes() / 1048576.0;
   const double flops = forward_flops(cfg, batch, seq);
   const double peak = sgemm_peak_gflops(batch * seq, cfg.n_embd, cfg.n_inner, 5);

@@ -1,20 +1,35 @@
-// `causeway run CONFIG.toml`: every experiment of the config over the prompt pairs, one
-// result file, and a short table of the strongest components.
+// `causeway run CONFIG.toml`: every experiment of the config as one batch job over any number
+// of MPI ranks. Rank 0 lays out the result file (or checks it, with --resume); the ranks then
+// take work items (blocks of pairs x slabs of a sweep grid), statically or from a shared
+// counter, and write each item's block into the one file through parallel HDF5; rank 0
+// finally adds the means and prints the strongest components.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <map>
 #include <memory>
 #include <numeric>
+#include <thread>
 
 #include "cli/commands.h"
+#include "cli/job_log.h"
 #include "cli/run_config.h"
 #include "core/error.h"
 #include "io/result_store.h"
+#include "io/result_writer.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
+#include "parallel/communicator.h"
+#include "parallel/scheduler.h"
+#include "parallel/topology.h"
+#include "parallel/work_plan.h"
 
 namespace causeway::cli {
 
@@ -24,65 +39,80 @@ struct RunOptions {
   std::string config;
   std::string out;
   bool overwrite = false;
+  bool resume = false;
   bool quiet = false;
+  std::string log_level = "info";
+  std::string schedule;
   int threads = -1;
   int top = 8;
 };
 
-// Progress on stderr: redrawn in place on a terminal, plain lines every few seconds in logs.
-class Progress {
- public:
-  Progress(std::string label, bool quiet)
-      : label_(std::move(label)), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0),
-        start_(std::chrono::steady_clock::now()), last_(start_) {}
-  void operator()(int64_t done, int64_t total) {
-    if (quiet_ || total == 0) return;
-    const auto now = std::chrono::steady_clock::now();
-    const double since = std::chrono::duration<double>(now - last_).count();
-    if (done < total && since < (tty_ ? 0.2 : 5.0)) return;
-    last_ = now;
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = done / std::max(elapsed, 1e-9);
-    const double eta = (total - done) / std::max(rate, 1e-9);
-    std::fprintf(stderr, "%s%s: %lld/%lld patched runs (%.0f%%), %.0f/s, ETA %.0fs%s",
-                 tty_ ? "\r" : "", label_.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), 100.0 * done / total, rate, eta,
-                 tty_ && done < total ? "" : "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  bool quiet_, tty_;
-  std::chrono::steady_clock::time_point start_, last_;
+// A failure every rank agrees on: raised on all ranks, reported once by rank 0.
+struct JobFailure {
+  int code;
+  int rank;
+  std::string message;
 };
 
-std::string cell_label(const SweepGrid& g, int64_t flat) {
-  std::string s;
-  for (int d = static_cast<int>(g.axes.size()) - 1; d >= 0; --d) {
-    const GridAxis& a = g.axes[d];
-    const int64_t i = flat % a.size;
-    flat /= a.size;
-    const std::string part = a.labels.empty() ? a.name + " " + std::to_string(i) : a.labels[i];
-    s = part + (s.empty() ? "" : ", " + s);
+// Runs `f` on every rank (or rank 0 only); if any rank fails, every rank throws the failure
+// of the lowest failing rank, so no rank is left waiting in a collective.
+void together(const Communicator& c, bool rank0_only, const std::function<void()>& f) {
+  std::string message;
+  int code = 0;
+  if (!rank0_only || c.rank() == 0) {
+    try {
+      f();
+    } catch (const InputError& e) {
+      message = e.what();
+      code = kExitInputError;
+    } catch (const std::exception& e) {
+      message = std::string("internal error: ") + e.what();
+      code = kExitInternalError;
+    }
   }
-  return s;
+  int mine = code ? c.rank() : c.size(), first = c.size();
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c.comm());
+  if (first == c.size()) return;
+  c.broadcast(message, first);
+  MPI_Bcast(&code, 1, MPI_INT, first, c.comm());
+  throw JobFailure{code, first, message};
 }
 
-void print_top(const ExperimentConfig& e, const SweepResult& r, int k) {
-  std::vector<int64_t> order(r.mean.size());
-  std::iota(order.begin(), order.end(), 0);
-  auto key = [&](int64_t i) { return std::isnan(r.mean[i]) ? -1.0f : std::abs(r.mean[i]); };
-  const int64_t n = std::min<int64_t>(k, static_cast<int64_t>(order.size()));
-  std::partial_sort(order.begin(), order.begin() + n, order.end(),
-                    [&](int64_t a, int64_t b) { return key(a) > key(b); });
-  double clean = 0, corrupted = 0;
-  for (int p = 0; p < r.n_pairs; ++p) clean += r.baselines.clean_ld[p], corrupted += r.baselines.corrupted_ld[p];
-  std::printf("\n%s (%s, %s, %s): clean logit diff %.3f, corrupted %.3f\n", e.name.c_str(),
-              e.kind.c_str(), e.request.spec.name().c_str(), metric_name(e.request.metric).c_str(),
-              clean / r.n_pairs, corrupted / r.n_pairs);
-  for (int64_t i = 0; i < n; ++i)
-    std::printf("  %-36s %+.4f\n", cell_label(r.grid, order[i]).c_str(), r.mean[order[i]]);
+// Axis names of one prompt's value of a hook (the batch axis dropped).
+std::vector<std::string> hook_axes(HookKind k) {
+  switch (k) {
+    case HookKind::Ln1Scale:
+    case HookKind::Ln2Scale:
+    case HookKind::LnFinalScale: return {"pos", "one"};
+    case HookKind::Q:
+    case HookKind::K:
+    case HookKind::V:
+    case HookKind::Z: return {"pos", "head", "d_head"};
+    case HookKind::AttnScores:
+    case HookKind::Pattern: return {"head", "dest_pos", "src_pos"};
+    case HookKind::Result: return {"pos", "head", "d_model"};
+    case HookKind::MlpPre:
+    case HookKind::MlpPost: return {"pos", "neuron"};
+    default: return {"pos", "d_model"};
+  }
+}
+
+// NaN over every position at or past `length` (positions past a prompt hold padding).
+void mask_past_length(float* v, const std::vector<int64_t>& shape, const std::vector<std::string>& axes,
+                      int length) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<int64_t> idx(shape.size());
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rest = i;
+    bool past = false;
+    for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+      idx[d] = rest % shape[d];
+      rest /= shape[d];
+      if (axes[d].ends_with("pos") && idx[d] >= length) past = true;
+    }
+    if (past) v[i] = std::numeric_limits<float>::quiet_NaN();
+  }
 }
 
 std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, const RunConfig& c) {
@@ -113,48 +143,334 @@ std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, cons
   return a;
 }
 
-int run_config(const RunOptions& o) {
-  RunConfig c = RunConfig::load(o.config);
-  if (!o.out.empty()) c.output = o.out;
-  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads);
-  if (std::filesystem::exists(c.output) && !o.overwrite)
-    throw InputError(c.output.string(), "", "output file exists; pass --overwrite to replace it");
+std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
+  std::string s;
+  for (int d = static_cast<int>(axes.size()) - 1; d >= 0; --d) {
+    const GridAxis& a = axes[d];
+    const int64_t i = flat % a.size;
+    flat /= a.size;
+    const std::string part = a.labels.empty() ? a.name + " " + std::to_string(i) : a.labels[i];
+    s = part + (s.empty() ? "" : ", " + s);
+  }
+  return s;
+}
 
-  GPT2Model model = GPT2Model::load(c.model);
+void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
+               const std::vector<float>& mean, const std::vector<float>& clean,
+               const std::vector<float>& corrupted, int k) {
+  std::vector<int64_t> order(mean.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto key = [&](int64_t i) { return std::isnan(mean[i]) ? -1.0f : std::abs(mean[i]); };
+  const int64_t n = std::min<int64_t>(k, static_cast<int64_t>(order.size()));
+  std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                    [&](int64_t a, int64_t b) { return key(a) > key(b); });
+  auto avg = [](const std::vector<float>& v) {
+    return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  };
+  std::printf("\n%s (%s, %s, %s): clean logit diff %.3f, corrupted %.3f\n", e.name.c_str(),
+              e.kind.c_str(), e.request.spec.name().c_str(), metric_name(e.request.metric).c_str(),
+              avg(clean), avg(corrupted));
+  for (int64_t i = 0; i < n; ++i)
+    std::printf("  %-36s %+.4f\n", cell_label(axes, order[i]).c_str(), mean[order[i]]);
+}
+
+// Everything every rank knows before the work starts.
+struct Job {
+  RunConfig cfg;
+  std::unique_ptr<GPT2Model> model;
   std::unique_ptr<Tokenizer> tok;
-  if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
-    tok = std::make_unique<Tokenizer>(Tokenizer::from_model_dir(c.model));
   PairDataset data;
-  if (!c.generator.empty()) {
-    if (!tok) throw InputError(c.model.string(), "vocab.json", "the IOI generator needs the model's tokenizer");
-    data.pairs = generate_ioi(*tok, c.ioi);
-    data.source = "ioi generator";
-  } else {
-    data = load_pairs_jsonl(c.data_file, tok.get());
-  }
-  for (const PromptPair& p : data.pairs) {
-    TokenBatch b = TokenBatch::padded({p.clean, p.corrupted});
-    model.validate(b, data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
-  }
-  if (!o.quiet)
-    std::fprintf(stderr, "causeway run: %zu pairs, %zu experiments, model %s\n", data.pairs.size(),
-                 c.experiments.size(), c.model.string().c_str());
+  Topology topo;
+  std::vector<ExperimentLayout> layouts;
+  std::vector<HookPoint> cache_points;
+  std::vector<ActivationLayout> activations;
+  int T_max = 0;
+  WorkPlan plan;
+  Schedule schedule = Schedule::Static;
+  int n_experiments() const { return static_cast<int>(cfg.experiments.size()); }
+};
 
-  ResultStore store(c.output, o.overwrite);
-  store.write_meta(c.text, c.model.string(), model.config().to_json().dump());
-  store.write_data(data, tok.get());
-  for (const ExperimentConfig& e : c.experiments) {
-    SweepRunner runner(model, data, e.request);
-    Progress progress(e.name, o.quiet);
-    const auto t0 = std::chrono::steady_clock::now();
-    SweepResult r = runner.run([&](int64_t d, int64_t t) { progress(d, t); });
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto attributes = attributes_of(e, c);
-    attributes["elapsed_seconds"] = std::to_string(seconds);
-    store.write_experiment({e.name, attributes, &r});
-    if (!o.quiet) print_top(e, r, o.top);
+void set_up(Job& job, const RunOptions& o, const Communicator& world) {
+  RunConfig& c = job.cfg;
+  c = RunConfig::load(o.config);
+  if (!o.out.empty()) c.output = o.out;
+  if (!o.schedule.empty()) c.schedule = o.schedule;
+  job.schedule = parse_schedule(c.schedule, "--schedule");
+  if (o.resume && o.overwrite)
+    throw InputError("command line", "--resume", "cannot be combined with --overwrite");
+  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads);
+
+  job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
+  const ModelConfig& mc = job.model->config();
+  if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
+    job.tok = std::make_unique<Tokenizer>(Tokenizer::from_model_dir(c.model));
+  if (!c.generator.empty()) {
+    if (!job.tok) throw InputError(c.model.string(), "vocab.json", "the IOI generator needs the model's tokenizer");
+    job.data.pairs = generate_ioi(*job.tok, c.ioi);
+    job.data.source = "ioi generator";
+  } else {
+    job.data = load_pairs_jsonl(c.data_file, job.tok.get());
   }
-  if (!o.quiet) std::printf("\nwrote %s\n", c.output.string().c_str());
+  for (const PromptPair& p : job.data.pairs) {
+    job.model->validate(TokenBatch::padded({p.clean, p.corrupted}),
+                        job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
+    job.T_max = std::max(job.T_max, static_cast<int>(p.clean.size()));
+  }
+  job.topo = Topology::make(world, c.tp, mc.n_head, c.path.string());
+
+  const int P = static_cast<int>(job.data.pairs.size());
+  const int per_item = std::min(c.pairs_per_item, std::max(P, 1));
+  std::vector<ExperimentShape> shapes;
+  for (const ExperimentConfig& e : c.experiments) {
+    const SweepGrid grid = make_grid(e.request.spec, mc, job.T_max);
+    ExperimentLayout l;
+    l.name = e.name;
+    l.attributes = attributes_of(e, c);
+    l.axes = grid.axes;
+    l.n_pairs = P;
+    l.pairs_per_item = per_item;
+    l.lead_per_item = 1;
+    job.layouts.push_back(l);
+    shapes.push_back({e.name, P, grid.axes.front().size, static_cast<int64_t>(grid.cells.size())});
+  }
+  for (const std::string& h : c.cache_hooks) {
+    const HookPoint hp = HookPoint::parse(h, mc.n_layer, c.path.string() + ": output.cache");
+    const Shape s = hp.shape(mc, 1, job.T_max);
+    ActivationLayout a{hp.name(), {}, hook_axes(hp.kind)};
+    for (int d = 1; d < s.rank; ++d) a.shape.push_back(s[d]);
+    job.cache_points.push_back(hp);
+    job.activations.push_back(a);
+  }
+  if (!job.activations.empty()) shapes.push_back({"activations", P, 1, 1});
+  job.plan = WorkPlan::build(shapes, per_item, 1);
+  for (size_t e = 0; e < job.layouts.size(); ++e)
+    job.layouts[e].n_items = job.plan.items_of(static_cast<int>(e));
+  if (job.topo.dp_size > job.plan.size())
+    throw InputError(c.path.string(), "parallel",
+                     std::to_string(job.topo.dp_size) + " data-parallel ranks but only " +
+                         std::to_string(job.plan.size()) +
+                         " work items; use fewer ranks or a smaller parallel.pairs_per_item");
+}
+
+// Rank 0: a new file laid out in full, or an existing one checked against the config.
+// Returns the done byte of every work item.
+std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& log) {
+  const RunConfig& c = job.cfg;
+  std::vector<uint8_t> done;
+  if (o.resume) {
+    if (!std::filesystem::exists(c.output))
+      throw InputError(c.output.string(), "", "--resume: there is no result file to continue");
+    ResultStore store = ResultStore::open(c.output);
+    const auto diff = config_differences(store.config_text(), c.text);
+    if (!diff.empty()) {
+      std::string what;
+      for (const std::string& d : diff) what += "\n  " + d;
+      throw InputError(c.output.string(), "/meta/config",
+                       "--resume: the config differs from the one this file was written with:" + what);
+    }
+    for (int e = 0; e < job.n_experiments(); ++e) {
+      const auto d = store.done(job.layouts[e].name);
+      if (static_cast<int>(d.size()) != job.plan.items_of(e))
+        throw InputError(c.output.string(), "/experiments/" + job.layouts[e].name + "/done",
+                         "--resume: the file has a different work split (pairs_per_item?)");
+      done.insert(done.end(), d.begin(), d.end());
+    }
+    if (!job.activations.empty()) {
+      const auto d = store.done("activations");
+      done.insert(done.end(), d.begin(), d.end());
+    }
+    const int64_t n_done = std::count_if(done.begin(), done.end(), [](uint8_t b) { return b != 0; });
+    log.info("resume: " + std::to_string(n_done) + " of " + std::to_string(done.size()) +
+             " work items already done in " + c.output.string() + "; skipping them, " +
+             std::to_string(done.size() - n_done) + " to run");
+    return done;
+  }
+  if (std::filesystem::exists(c.output) && !o.overwrite)
+    throw InputError(c.output.string(), "",
+                     "output file exists; pass --resume to continue it or --overwrite to replace it");
+  const auto parent = c.output.parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent))
+    throw InputError(c.output.string(), "", "the output folder does not exist (or is not a folder)");
+  ResultStore store = ResultStore::create(c.output, o.overwrite);
+  store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
+  store.write_data(job.data, job.tok.get());
+  for (const ExperimentLayout& l : job.layouts) store.create_experiment(l);
+  store.create_activations(job.activations, static_cast<int>(job.data.pairs.size()),
+                           job.activations.empty() ? 0 : job.plan.items_of(job.n_experiments()),
+                           job.layouts.empty() ? 1 : job.layouts.front().pairs_per_item);
+  done.assign(static_cast<size_t>(job.plan.size()), 0);
+  return done;
+}
+
+// One activation-caching item: the hooks of its pairs' clean and corrupted runs.
+void cache_activations(Job& job, const WorkItem& item, ResultWriter& writer) {
+  const ModelConfig& mc = job.model->config();
+  const int B = item.pair_end - item.pair_begin, T = job.T_max;
+  std::map<std::string, std::vector<float>> values[2];
+  for (int run = 0; run < 2; ++run) {
+    TokenBatch batch;
+    batch.B = B, batch.T = T;
+    batch.ids.assign(static_cast<size_t>(B) * T, 0);
+    for (int i = 0; i < B; ++i) {
+      const PromptPair& p = job.data.pairs[item.pair_begin + i];
+      const auto& ids = run == 0 ? p.clean : p.corrupted;
+      std::copy(ids.begin(), ids.end(), batch.ids.begin() + static_cast<int64_t>(i) * T);
+      batch.lengths.push_back(static_cast<int>(ids.size()));
+    }
+    HookPlan plan(mc.n_layer);
+    for (const HookPoint& h : job.cache_points) plan.cache(h);
+    job.model->forward(batch, plan, LogitRows::None);
+    for (size_t h = 0; h < job.cache_points.size(); ++h) {
+      const Tensor& t = plan.activations().at(job.cache_points[h]);
+      std::vector<float> v(t.data, t.data + t.numel());
+      const int64_t per = t.numel() / B;
+      for (int i = 0; i < B; ++i)
+        mask_past_length(v.data() + i * per, job.activations[h].shape, job.activations[h].axes,
+                         batch.lengths[i]);
+      values[run][job.activations[h].hook] = std::move(v);
+    }
+  }
+  for (const ActivationLayout& a : job.activations)
+    writer.write_activations(a.hook, item, a.shape, values[0][a.hook].data(), values[1][a.hook].data());
+}
+
+std::string describe(const Job& job, const WorkItem& it) {
+  const bool act = it.experiment == job.n_experiments();
+  std::string s = "item " + std::to_string(it.index) + " of " +
+                  (act ? std::string("activations") : job.layouts[it.experiment].name) + " (pairs " +
+                  std::to_string(it.pair_begin) + "-" + std::to_string(it.pair_end - 1);
+  if (!act)
+    s += ", " + job.layouts[it.experiment].axes.front().name + " " + std::to_string(it.lead_begin) +
+         (it.lead_end - it.lead_begin > 1 ? "-" + std::to_string(it.lead_end - 1) : "");
+  return s + ")";
+}
+
+struct WorkStats {
+  int64_t items = 0;
+  double write_seconds = 0.0;
+  std::vector<double> experiment_seconds;
+};
+
+// This rank's share of the work. Errors here are this rank's alone: reported with the rank,
+// then the whole job ends (other ranks may be waiting on it).
+WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator& world, JobLog& log) {
+  WorkStats stats;
+  stats.experiment_seconds.assign(job.n_experiments(), 0.0);
+  const int64_t total = job.plan.size();
+  const int64_t already = std::count_if(done.begin(), done.end(), [](uint8_t b) { return b != 0; });
+  ResultWriter writer(job.cfg.output, world.comm());
+  SharedCounter finished(world);
+  if (world.rank() == 0) finished.fetch_add(already);
+  world.barrier();
+  const Communicator dp(job.topo.dp_comm);
+  std::unique_ptr<Scheduler> sched = make_scheduler(job.schedule, dp, done);
+  // Test hook for the resume test: end this rank abruptly after N items, like a node failure.
+  const char* kill_after = std::getenv("CAUSEWAY_FAULT_KILL_AFTER_ITEMS");
+  std::vector<std::unique_ptr<SweepRunner>> runners(job.n_experiments());
+  std::vector<SweepBaselines> baselines(job.n_experiments());
+  std::vector<float> effect;
+  try {
+    for (int64_t g; (g = sched->next()) >= 0;) {
+      const WorkItem& it = job.plan.items()[g];
+      const auto t0 = std::chrono::steady_clock::now();
+      if (it.experiment == job.n_experiments()) {
+        cache_activations(job, it, writer);
+        writer.mark_done("activations", it);
+      } else {
+        const int e = it.experiment;
+        if (!runners[e])
+          runners[e] = std::make_unique<SweepRunner>(*job.model, job.data, job.cfg.experiments[e].request);
+        SweepRunner& r = *runners[e];
+        effect.resize(static_cast<size_t>(it.pair_end - it.pair_begin) * (it.cell_end - it.cell_begin));
+        r.run_block(it.pair_begin, it.pair_end, static_cast<int>(it.cell_begin),
+                    static_cast<int>(it.cell_end), effect.data(), baselines[e]);
+        writer.write_item(job.layouts[e].name, it, r.grid().shape(), effect.data(), baselines[e]);
+        writer.mark_done(job.layouts[e].name, it);
+      }
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (it.experiment < job.n_experiments()) stats.experiment_seconds[it.experiment] += secs;
+      ++stats.items;
+      const int64_t now_done = finished.fetch_add(1) + 1;
+      log.debug(describe(job, it) + " done in " + std::to_string(secs) + " s");
+      if (world.rank() == 0) log.progress(now_done, total);
+      if (kill_after && stats.items >= std::atoll(kill_after)) ::kill(::getpid(), SIGKILL);
+    }
+  } catch (const InputError& e) {
+    log.error(e.what());
+    world.abort(kExitInputError);
+  } catch (const std::exception& e) {
+    log.error(std::string("internal error: ") + e.what());
+    world.abort(kExitInternalError);
+  }
+  // Rank 0 keeps the job's progress moving while the others finish.
+  if (world.rank() == 0) {
+    for (int64_t d; (d = finished.read()) < total;) {
+      log.progress(d, total);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    log.progress(total, total, true);
+    log.end_progress();
+  }
+  world.barrier();
+  stats.write_seconds = writer.write_seconds();
+  return stats;
+}
+
+void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, double wall,
+                 double write_max, int64_t items_run) {
+  const RunConfig& c = job.cfg;
+  ResultStore store = ResultStore::open(c.output);
+  store.set_attribute("/meta", "rank_layout", job.topo.describe() + ", schedule " + schedule_name(job.schedule));
+  store.set_attribute("/meta", "elapsed_seconds", std::to_string(wall));
+  for (int e = 0; e < job.n_experiments(); ++e) {
+    const ExperimentConfig& x = c.experiments[e];
+    const std::string g = "/experiments/" + x.name;
+    store.write_mean(x.name, x.request.metric);
+    store.set_attribute(g, "compute_seconds", std::to_string(totals.experiment_seconds[e]));
+    if (o.quiet) continue;
+    const auto mean = store.file().read_floats(g + "/mean");
+    print_top(x, job.layouts[e].axes, mean, store.file().read_floats(g + "/baselines/clean_logit_diff"),
+              store.file().read_floats(g + "/baselines/corrupted_logit_diff"), o.top);
+  }
+  if (!o.quiet) {
+    std::printf("\nwrote %s (%lld work items run in %.1f s; HDF5 writes %.2f s on the busiest rank, %.1f%%)\n",
+                c.output.string().c_str(), static_cast<long long>(items_run), wall, write_max,
+                100.0 * write_max / std::max(wall, 1e-9));
+    std::fflush(stdout);
+  }
+}
+
+int run_job(const RunOptions& o) {
+  MpiSession session(nullptr, nullptr);
+  const Communicator world;
+  JobLog log(world.rank(), world.size(),
+             o.quiet ? LogLevel::Error : parse_log_level(o.log_level));
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    Job job;
+    together(world, false, [&] { set_up(job, o, world); });
+    std::vector<uint8_t> done;
+    together(world, true, [&] { done = prepare_file(job, o, log); });
+    world.broadcast(done);
+    log.info("causeway run: " + std::to_string(job.data.pairs.size()) + " pairs, " +
+             std::to_string(job.n_experiments()) + " experiments, " + std::to_string(job.plan.size()) +
+             " work items, " + job.topo.describe() + ", " + schedule_name(job.schedule) +
+             " schedule, model " + job.cfg.model.string());
+
+    WorkStats mine = do_work(job, done, world, log);
+    WorkStats totals = mine;
+    for (double& s : totals.experiment_seconds) s = world.sum(s);
+    const int64_t items_run = world.sum(mine.items);
+    const double write_max = world.max(mine.write_seconds);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    together(world, true, [&] { finish_file(job, o, totals, wall, write_max, items_run); });
+  } catch (const JobFailure& f) {
+    if (world.rank() == 0) {
+      if (f.rank == 0 || world.size() == 1) std::fprintf(stderr, "causeway: error: %s\n", f.message.c_str());
+      else std::fprintf(stderr, "causeway: error (rank %d): %s\n", f.rank, f.message.c_str());
+    }
+    return f.code;
+  }
   return 0;
 }
 
@@ -163,19 +479,32 @@ int run_config(const RunOptions& o) {
 Command add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "run", "Run the experiments of a TOML config (patching, ablation, noise sweeps) and write "
-             "one HDF5 result file.");
+      "run",
+      "Run the experiments of a TOML config (patching, ablation, noise sweeps) and write one HDF5 "
+      "result file. Runs as an MPI job when started with mpirun/srun: ranks split the work items "
+      "and write into the same file; --resume continues a killed job.");
   cmd->add_option("config", o->config, "Experiment config (see configs/ for ready ones)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--out", o->out, "Result file; overrides [output] path of the config");
   cmd->add_flag("--overwrite", o->overwrite, "Replace the result file if it exists");
-  cmd->add_flag("--quiet,-q", o->quiet, "No progress or summary output");
-  cmd->add_option("--threads", o->threads, "CPU threads; overrides [model] threads (0 = all cores)")
+  cmd->add_flag("--resume", o->resume,
+                "Continue an interrupted run in its result file: work items marked done are "
+                "skipped; refused if the config differs from the one stored in the file");
+  cmd->add_option("--schedule", o->schedule,
+                  "How ranks share work items: static (fixed contiguous shares; the default, "
+                  "or [parallel] schedule) or dynamic (next item from a shared counter)");
+  cmd->add_flag("--quiet,-q", o->quiet, "Only errors: no progress, no summary");
+  cmd->add_option("--log-level", o->log_level,
+                  "error, warn, info (progress and summary) or debug (also every work item, "
+                  "from every rank)")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads,
+                  "CPU threads per rank; overrides [model] threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
       ->capture_default_str();
-  return [o]() { return run_config(*o); };
+  return [o]() { return run_job(*o); };
 }
 
 }  // namespace causeway::cli

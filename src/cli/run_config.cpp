@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -201,7 +202,27 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
 
   Table out(sub_table(root, "output", file), file, "output");
   c.output = resolve(out.require_string("path"));
+  if (const toml::node* cache = out.raw("cache")) {
+    const toml::array* a = cache->as_array();
+    if (!a) out.fail("cache", "must be an array of hook names");
+    for (const toml::node& h : *a) {
+      auto name = h.value<std::string>();
+      if (!name) out.fail("cache", "must be an array of hook names");
+      c.cache_hooks.push_back(*name);
+    }
+  }
   out.reject_unknown();
+
+  if (const toml::node* par = root.get("parallel")) {
+    if (!par->as_table()) throw InputError(file, "[parallel]", "must be a table");
+    Table p(*par->as_table(), file, "parallel");
+    c.tp = p.get_or<int>("tp", 1);
+    c.schedule = choose<std::string>(p, "schedule", "static", {{"static", "static"}, {"dynamic", "dynamic"}});
+    c.pairs_per_item = p.get_or<int>("pairs_per_item", 32);
+    if (c.tp < 1) p.fail("tp", "must be at least 1");
+    if (c.pairs_per_item < 1) p.fail("pairs_per_item", "must be at least 1");
+    p.reject_unknown();
+  }
 
   const toml::node* ex = root.get("experiment");
   const toml::array* arr = ex ? ex->as_array() : nullptr;
@@ -217,9 +238,54 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
                        "'" + c.experiments.back().name + "' is used twice");
   }
   for (const auto& [k, v] : root)
-    if (k != "model" && k != "data" && k != "output" && k != "experiment")
+    if (k != "model" && k != "data" && k != "output" && k != "experiment" && k != "parallel")
       throw InputError(file, std::string(k.str()), "unknown table");
   return c;
+}
+
+namespace {
+
+void flatten(const toml::node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (const toml::table* t = n.as_table()) {
+    for (const auto& [k, v] : *t) flatten(v, prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str()), out);
+  } else if (const toml::array* a = n.as_array(); a && !a->empty() && a->front().is_table()) {
+    for (size_t i = 0; i < a->size(); ++i) flatten((*a)[i], prefix + "[" + std::to_string(i) + "]", out);
+  } else {
+    std::ostringstream v;
+    n.visit([&](const auto& x) { v << x; });
+    out[prefix] = v.str();
+  }
+}
+
+std::map<std::string, std::string> flat_config(const std::string& text, const std::string& which) {
+  std::map<std::string, std::string> out;
+  try {
+    flatten(toml::parse(text, which), "", out);
+  } catch (const toml::parse_error& e) {
+    throw InputError(which, "config", std::string(e.description()));
+  }
+  for (auto it = out.begin(); it != out.end();) {
+    const std::string& k = it->first;
+    const bool ignored = k.starts_with("parallel.") || k == "model.threads" || k == "output.path";
+    it = ignored ? out.erase(it) : std::next(it);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> config_differences(const std::string& stored, const std::string& now) {
+  const auto a = flat_config(stored, "the config stored in the result file");
+  const auto b = flat_config(now, "the config");
+  std::vector<std::string> diff;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end()) diff.push_back(k + ": " + v + " in the file, absent now");
+    else if (it->second != v) diff.push_back(k + ": " + v + " in the file, " + it->second + " now");
+  }
+  for (const auto& [k, v] : b)
+    if (!a.count(k)) diff.push_back(k + ": absent in the file, " + v + " now");
+  return diff;
 }
 
 }  // namespace causeway

@@ -2,7 +2,8 @@
 //
 //   [model]       path = "models/ioi", threads = 2
 //   [data]        file = "pairs.jsonl"   or   generator = "ioi", n = 64, seed = 0, corruption = "swap"
-//   [output]      path = "results/ioi.h5"
+//   [output]      path = "results/ioi.h5", cache = ["blocks.5.attn.hook_z", ...]
+//   [parallel]    tp = 1, schedule = static|dynamic, pairs_per_item = 32
 //   [[experiment]] name, kind = activation|ablation|noise, sweep, positions = each|all,
 //                  direction = denoising|noising, metric, ablation = zero|mean|resample, ...
 #pragma once
@@ -32,10 +33,18 @@ struct RunConfig {
   std::string generator;       // "ioi" or empty
   IoiOptions ioi;
   std::filesystem::path output;
+  std::vector<std::string> cache_hooks;  // activations stored for every pair
+  int tp = 1;
+  std::string schedule = "static";
+  int pairs_per_item = 32;
   std::vector<ExperimentConfig> experiments;
 
   static RunConfig load(const std::filesystem::path& path);
   static RunConfig parse(const std::string& text, const std::filesystem::path& path);
 };
+
+// What differs between two config texts, one line per key ("experiment[0].sweep: 'a' in the
+// file, 'b' now"), ignoring keys that cannot change results (threads, rank layout, output path).
+std::vector<std::string> config_differences(const std::string& stored, const std::string& now);
 
 }  // namespace causeway

@@ -67,6 +67,16 @@ H5File::H5File(const std::filesystem::path& path, H5Mode mode) : path_(path) {
   file_ = H5Handle(id);
 }
 
+H5File::H5File(const std::filesystem::path& path, MPI_Comm comm) : path_(path) {
+  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  H5_CHECK(fapl.get(), "file access");
+  H5_CHECK(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "file access");
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
+  if (id < 0)
+    throw InputError(path.string(), "", "cannot open the result file for parallel writing");
+  file_ = H5Handle(id);
+}
+
 bool H5File::exists(const std::string& name) const {
   // Walk the path so a missing parent group is "no", not an error.
   std::string partial;
@@ -107,6 +117,83 @@ void H5File::write_numeric(const std::string& name, hid_t mem_type, const void* 
                            H5P_DEFAULT, H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   H5_CHECK(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+}
+
+void H5File::create_dataset(const std::string& name, H5Elem elem, const std::vector<int64_t>& shape,
+                            const std::vector<int64_t>& chunk, double fill) {
+  if (auto slash = name.rfind('/'); slash != std::string::npos && slash > 0)
+    ensure_group(name.substr(0, slash));
+  const hid_t type = elem == H5Elem::Float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+  auto dims = dims_of(shape);
+  H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  H5_CHECK(space.get(), name);
+  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), name);
+  H5_CHECK(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_ALLOC), name);
+  const float f32 = static_cast<float>(fill);
+  const uint8_t u8 = static_cast<uint8_t>(fill);
+  H5_CHECK(H5Pset_fill_value(dcpl.get(), type, elem == H5Elem::Float32 ? static_cast<const void*>(&f32)
+                                                                       : static_cast<const void*>(&u8)),
+           name);
+  int64_t elements = 1;
+  for (int64_t d : shape) elements *= d;
+  if (!chunk.empty() && elements > 0) {
+    auto c = dims_of(chunk);
+    H5_CHECK(H5Pset_chunk(dcpl.get(), static_cast<int>(c.size()), c.data()), name);
+  }
+  H5Handle dset(H5Dcreate2(file_.get(), name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(),
+                           H5P_DEFAULT));
+  H5_CHECK(dset.get(), name);
+}
+
+void H5File::write_block_of(const std::string& name, hid_t mem_type,
+                            const std::vector<int64_t>& offset, const std::vector<int64_t>& count,
+                            const void* data) {
+  H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
+  H5_CHECK(dset.get(), name);
+  H5Handle space(H5Dget_space(dset.get()));
+  const auto start = dims_of(offset), n = dims_of(count);
+  H5_CHECK(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr),
+           name);
+  H5Handle mem(H5Screate_simple(static_cast<int>(n.size()), n.data(), nullptr));
+  H5_CHECK(H5Dwrite(dset.get(), mem_type, mem.get(), space.get(), H5P_DEFAULT, data), name);
+}
+
+void H5File::write_block(const std::string& name, const std::vector<int64_t>& offset,
+                         const std::vector<int64_t>& count, const float* data) {
+  write_block_of(name, H5T_NATIVE_FLOAT, offset, count, data);
+}
+
+void H5File::write_block(const std::string& name, const std::vector<int64_t>& offset,
+                         const std::vector<int64_t>& count, const uint8_t* data) {
+  write_block_of(name, H5T_NATIVE_UINT8, offset, count, data);
+}
+
+int64_t H5File::element_count(const std::string& name) const {
+  H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
+  H5_CHECK(dset.get(), name);
+  H5Handle space(H5Dget_space(dset.get()));
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  H5_CHECK(count, name);
+  return count;
+}
+
+void H5File::read_into(const std::string& name, hid_t mem_type, void* out) const {
+  H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
+  H5_CHECK(dset.get(), name);
+  H5_CHECK(H5Dread(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), name);
+}
+
+std::vector<uint8_t> H5File::read_bytes(const std::string& name) const {
+  std::vector<uint8_t> out(static_cast<size_t>(element_count(name)));
+  if (!out.empty()) read_into(name, H5T_NATIVE_UINT8, out.data());
+  return out;
+}
+
+std::vector<int32_t> H5File::read_ints(const std::string& name) const {
+  std::vector<int32_t> out(static_cast<size_t>(element_count(name)));
+  if (!out.empty()) read_into(name, H5T_NATIVE_INT32, out.data());
+  return out;
 }
 
 void H5File::write_floats(const std::string& name, const float* data,

@@ -31,9 +31,14 @@ class H5Handle {
 
 enum class H5Mode { Create, CreateExclusive, ReadOnly, ReadWrite };
 
+enum class H5Elem { Float32, UInt8 };
+
 class H5File {
  public:
   H5File(const std::filesystem::path& path, H5Mode mode);
+  // Opens an existing file on every rank of `comm` through MPI-IO (parallel HDF5); each rank
+  // then writes its own hyperslabs of datasets that already exist, independently.
+  H5File(const std::filesystem::path& path, MPI_Comm comm);
   const std::filesystem::path& path() const { return path_; }
   hid_t id() const { return file_.get(); }
 
@@ -45,6 +50,18 @@ class H5File {
   void set_attribute(const std::string& object, const std::string& key, double value);
   void ensure_group(const std::string& name);
 
+  // A dataset whose space is allocated now, filled with `fill`: later block writes then change
+  // no file metadata, so a rank killed mid-run leaves a file that opens and resumes.
+  void create_dataset(const std::string& name, H5Elem elem, const std::vector<int64_t>& shape,
+                      const std::vector<int64_t>& chunk, double fill);
+  // Writes `data` (row-major, `count` shaped) at `offset` of an existing dataset.
+  void write_block(const std::string& name, const std::vector<int64_t>& offset,
+                   const std::vector<int64_t>& count, const float* data);
+  void write_block(const std::string& name, const std::vector<int64_t>& offset,
+                   const std::vector<int64_t>& count, const uint8_t* data);
+  std::vector<uint8_t> read_bytes(const std::string& name) const;
+  std::vector<int32_t> read_ints(const std::string& name) const;
+
   std::vector<float> read_floats(const std::string& name, std::vector<int64_t>* shape = nullptr) const;
   bool exists(const std::string& name) const;
   std::string read_string_attribute(const std::string& object, const std::string& key) const;
@@ -52,6 +69,10 @@ class H5File {
  private:
   void write_numeric(const std::string& name, hid_t mem_type, const void* data,
                      const std::vector<int64_t>& shape);
+  void write_block_of(const std::string& name, hid_t mem_type, const std::vector<int64_t>& offset,
+                      const std::vector<int64_t>& count, const void* data);
+  int64_t element_count(const std::string& name) const;
+  void read_into(const std::string& name, hid_t mem_type, void* out) const;
   std::filesystem::path path_;
   H5Handle file_;
 };

@@ -2,7 +2,9 @@
 
 #include <hdf5_hl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "model/tokenizer.h"
@@ -14,14 +16,6 @@
 namespace causeway {
 
 namespace {
-
-H5File open_new(const std::filesystem::path& path, bool overwrite) {
-  if (std::filesystem::exists(path) && !overwrite)
-    throw InputError(path.string(), "",
-                     "output file exists; pass --overwrite to replace it (or --resume to "
-                     "continue it, once resume lands)");
-  return H5File(path, H5Mode::Create);
-}
 
 // Writes an index dataset for an axis and makes it a dimension scale named after the axis.
 void make_scale(H5File& f, const std::string& path, const std::string& axis_name,
@@ -54,18 +48,59 @@ std::vector<int32_t> iota(int n) {
 
 std::string causeway_git_hash() { return CAUSEWAY_GIT_HASH; }
 
-ResultStore::ResultStore(const std::filesystem::path& path, bool overwrite)
-    : file_(open_new(path, overwrite)) {}
+const std::vector<std::string>& baseline_names() {
+  static const std::vector<std::string> names = {"clean_logit_diff", "corrupted_logit_diff",
+                                                 "clean_metric", "corrupted_metric"};
+  return names;
+}
+
+ResultStore ResultStore::create(const std::filesystem::path& path, bool overwrite) {
+  if (std::filesystem::exists(path) && !overwrite)
+    throw InputError(path.string(), "",
+                     "output file exists; pass --resume to continue it or --overwrite to "
+                     "replace it");
+  return ResultStore(H5File(path, H5Mode::Create));
+}
+
+ResultStore ResultStore::open(const std::filesystem::path& path) {
+  return ResultStore(H5File(path, H5Mode::ReadWrite));
+}
+
 
 void ResultStore::write_meta(const std::string& config_text, const std::string& model_dir,
-                             const std::string& model_config_json) {
+                             const std::string& model_config_json, const std::string& rank_layout) {
   file_.ensure_group("/meta");
   file_.set_attribute("/meta", "config", config_text);
   file_.set_attribute("/meta", "model", model_dir);
   file_.set_attribute("/meta", "model_config", model_config_json);
   file_.set_attribute("/meta", "causeway_version", CAUSEWAY_VERSION);
   file_.set_attribute("/meta", "git_hash", causeway_git_hash());
+  file_.set_attribute("/meta", "rank_layout", rank_layout);
   file_.set_attribute("/", "schema", "causeway-results/1");
+}
+
+std::string ResultStore::config_text() const {
+  if (!file_.exists("/meta"))
+    throw InputError(file_.path().string(), "/meta", "not a causeway result file");
+  return file_.read_string_attribute("/meta", "config");
+}
+
+bool ResultStore::has_experiment(const std::string& name) const {
+  return file_.exists("/experiments/" + name + "/done");
+}
+
+std::vector<uint8_t> ResultStore::done(const std::string& experiment) const {
+  const std::string path =
+      experiment == "activations" ? "/activations/done" : "/experiments/" + experiment + "/done";
+  if (!file_.exists(path))
+    throw InputError(file_.path().string(), path,
+                     "missing: the file was not written by this config's experiments");
+  return file_.read_bytes(path);
+}
+
+void ResultStore::set_attribute(const std::string& object, const std::string& key,
+                                const std::string& value) {
+  file_.set_attribute(object, key, value);
 }
 
 void ResultStore::write_data(const PairDataset& data, const Tokenizer* tok) {
@@ -107,43 +142,86 @@ void ResultStore::write_data(const PairDataset& data, const Tokenizer* tok) {
   file_.write_strings("/data/position_labels", labels);
 }
 
-void ResultStore::write_experiment(const ExperimentRecord& rec) {
-  const SweepResult& r = *rec.result;
-  const std::string g = "/experiments/" + rec.name;
+void ResultStore::create_experiment(const ExperimentLayout& e) {
+  const std::string g = "/experiments/" + e.name;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
   file_.ensure_group(g + "/axes");
-  for (const auto& [k, v] : rec.attributes) file_.set_attribute(g, k, v);
+  for (const auto& [k, v] : e.attributes) file_.set_attribute(g, k, v);
 
   std::vector<int64_t> grid_shape;
   std::vector<std::string> grid_scales;
-  for (const GridAxis& a : r.grid.axes) {
+  for (const GridAxis& a : e.axes) {
     grid_shape.push_back(a.size);
     const std::string path = g + "/axes/" + a.name;
     make_scale(file_, path, a.name, iota(a.size), a.labels);
     grid_scales.push_back(path);
   }
-  make_scale(file_, g + "/axes/pair", "pair", iota(r.n_pairs), {});
+  make_scale(file_, g + "/axes/pair", "pair", iota(e.n_pairs), {});
 
-  std::vector<int64_t> effect_shape{r.n_pairs};
-  effect_shape.insert(effect_shape.end(), grid_shape.begin(), grid_shape.end());
-  file_.write_floats(g + "/effect", r.effect.data(), effect_shape);
-  file_.write_floats(g + "/mean", r.mean.data(), grid_shape);
+  // One chunk per work item: each item's write touches exactly one chunk.
+  std::vector<int64_t> effect_shape{e.n_pairs}, chunk{std::min(e.pairs_per_item, e.n_pairs)};
+  for (size_t d = 0; d < grid_shape.size(); ++d) {
+    effect_shape.push_back(grid_shape[d]);
+    chunk.push_back(d == 0 ? std::min<int64_t>(e.lead_per_item, grid_shape[0]) : grid_shape[d]);
+  }
+  file_.create_dataset(g + "/effect", H5Elem::Float32, effect_shape, chunk, nan);
+  file_.create_dataset(g + "/mean", H5Elem::Float32, grid_shape, {}, nan);
   std::vector<std::string> effect_scales{g + "/axes/pair"};
   effect_scales.insert(effect_scales.end(), grid_scales.begin(), grid_scales.end());
   attach_scales(file_, g + "/effect", effect_scales);
   attach_scales(file_, g + "/mean", grid_scales);
-
-  auto as_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-  const auto& b = r.baselines;
-  const std::vector<std::pair<std::string, const std::vector<double>*>> baselines = {
-      {"clean_logit_diff", &b.clean_ld},
-      {"corrupted_logit_diff", &b.corrupted_ld},
-      {"clean_metric", &b.clean_metric},
-      {"corrupted_metric", &b.corrupted_metric}};
-  for (const auto& [name, values] : baselines) {
+  for (const std::string& name : baseline_names()) {
     const std::string path = g + "/baselines/" + name;
-    file_.write_floats(path, as_float(*values).data(), {r.n_pairs});
+    file_.create_dataset(path, H5Elem::Float32, {e.n_pairs}, {}, nan);
     attach_scales(file_, path, {g + "/axes/pair"});
   }
+  file_.create_dataset(g + "/done", H5Elem::UInt8, {e.n_items}, {}, 0);
+  file_.set_attribute(g + "/done", "description",
+                      "one byte per work item (block of pairs x slab of the first grid axis); 1 "
+                      "once its effects are durable in the file");
+}
+
+void ResultStore::create_activations(const std::vector<ActivationLayout>& hooks, int n_pairs,
+                                     int n_items, int pairs_per_item) {
+  if (hooks.empty()) return;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  file_.ensure_group("/activations");
+  make_scale(file_, "/activations/axes/pair", "pair", iota(n_pairs), {});
+  for (const ActivationLayout& h : hooks) {
+    const std::string g = "/activations/" + h.hook;
+    std::vector<int64_t> shape{n_pairs}, chunk{std::min(pairs_per_item, n_pairs)};
+    shape.insert(shape.end(), h.shape.begin(), h.shape.end());
+    chunk.insert(chunk.end(), h.shape.begin(), h.shape.end());
+    file_.ensure_group(g);
+    file_.set_attribute(g, "axes", [&] {
+      std::string a = "pair";
+      for (const std::string& n : h.axes) a += "," + n;
+      return a;
+    }());
+    for (const char* run : {"clean", "corrupted"}) {
+      file_.create_dataset(g + "/" + run, H5Elem::Float32, shape, chunk, nan);
+      attach_scales(file_, g + "/" + run, {"/activations/axes/pair"});
+    }
+  }
+  file_.create_dataset("/activations/done", H5Elem::UInt8, {n_items}, {}, 0);
+}
+
+void ResultStore::write_mean(const std::string& name, MetricKind metric) {
+  const std::string g = "/experiments/" + name;
+  std::vector<int64_t> shape;
+  const std::vector<float> effect = file_.read_floats(g + "/effect", &shape);
+  const int n_pairs = static_cast<int>(shape.at(0));
+  const int64_t n_cells = n_pairs > 0 ? static_cast<int64_t>(effect.size()) / n_pairs : 0;
+  SweepBaselines b;
+  std::vector<std::vector<double>*> slots = {&b.clean_ld, &b.corrupted_ld, &b.clean_metric,
+                                             &b.corrupted_metric};
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const std::vector<float> v = file_.read_floats(g + "/baselines/" + baseline_names()[i]);
+    slots[i]->assign(v.begin(), v.end());
+  }
+  const std::vector<float> mean = sweep_mean(metric, effect, b, n_pairs, n_cells);
+  std::vector<int64_t> grid(shape.begin() + 1, shape.end()), zero(grid.size(), 0);
+  file_.write_block(g + "/mean", zero, grid, mean.data());
 }
 
 }  // namespace causeway

@@ -1,6 +1,8 @@
-// The result file of DESIGN.md section 6: /meta, /data and /experiments/<name>/{effect, mean,
-// baselines}, with HDF5 dimension scales naming every axis so readers need no knowledge of
-// experiment kinds.
+// The result file of DESIGN.md section 6. Rank 0 lays the whole file out first (/meta, /data,
+// every experiment's datasets with their dimension scales, done bitmaps, activation datasets),
+// allocated and filled; then every rank writes its work items' blocks into it in parallel
+// (ResultWriter); at the end rank 0 adds the means. Readers need no knowledge of experiment
+// kinds: every axis is a named dimension scale.
 #pragma once
 
 #include <filesystem>
@@ -8,33 +10,60 @@
 #include <string>
 #include <vector>
 
+#include "data/prompt_pairs.h"
 #include "io/hdf5_file.h"
+#include "model/hooks.h"
 #include "patching/sweep.h"
 
 namespace causeway {
 
 class Tokenizer;
 
-struct ExperimentRecord {
+struct ExperimentLayout {
   std::string name;
   std::map<std::string, std::string> attributes;  // kind, sweep, direction, metric, ...
-  const SweepResult* result = nullptr;
+  std::vector<GridAxis> axes;                     // the grid, without the pair axis
+  int n_pairs = 0;
+  int n_items = 0;                                // length of the done bitmap
+  int pairs_per_item = 1, lead_per_item = 1;      // chunk shape of `effect`
+};
+
+struct ActivationLayout {
+  std::string hook;                 // full TransformerLens name
+  std::vector<int64_t> shape;       // one prompt's value: (T, ...) with T the longest prompt
+  std::vector<std::string> axes;    // names of those axes
 };
 
 class ResultStore {
  public:
-  // Refuses an existing file unless `overwrite` (InputError naming the path).
-  ResultStore(const std::filesystem::path& path, bool overwrite);
+  // A new file: refuses an existing one unless `overwrite` (InputError naming the path).
+  static ResultStore create(const std::filesystem::path& path, bool overwrite);
+  // An existing file, read-write (resume, and the final means).
+  static ResultStore open(const std::filesystem::path& path);
 
   void write_meta(const std::string& config_text, const std::string& model_dir,
-                  const std::string& model_config_json);
+                  const std::string& model_config_json, const std::string& rank_layout);
   void write_data(const PairDataset& data, const Tokenizer* tok);
-  void write_experiment(const ExperimentRecord& rec);
+  void create_experiment(const ExperimentLayout& e);
+  void create_activations(const std::vector<ActivationLayout>& hooks, int n_pairs, int n_items,
+                          int pairs_per_item);
+
+  std::string config_text() const;
+  // Done bitmap of an experiment ("activations" for the activation cache).
+  std::vector<uint8_t> done(const std::string& experiment) const;
+  bool has_experiment(const std::string& name) const;
+  // Reads effect and baselines of a finished experiment and writes its `mean`.
+  void write_mean(const std::string& name, MetricKind metric);
+  void set_attribute(const std::string& object, const std::string& key, const std::string& value);
   H5File& file() { return file_; }
 
  private:
+  explicit ResultStore(H5File f) : file_(std::move(f)) {}
   H5File file_;
 };
+
+// Baselines stored per pair under /experiments/<name>/baselines/, in this order.
+const std::vector<std::string>& baseline_names();
 
 // The git commit causeway was built from, or "unknown".
 std::string causeway_git_hash();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "core/error.h"
@@ -55,6 +56,8 @@ struct SweepRunner::Block {
   std::vector<Instance> instances;
   std::vector<double> target_metric;  // per pair: the unpatched target run's metric
 };
+
+SweepRunner::~SweepRunner() = default;
 
 SweepRunner::SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest request)
     : model_(model), data_(data), req_(std::move(request)) {
@@ -245,8 +248,12 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
                             float* effect, SweepBaselines& base, const SweepProgress& progress) {
   const ModelConfig& cfg = model_.config();
   const int V = cfg.vocab_size, n_cells = cell_end - cell_begin;
-  Block blk;
-  prepare(blk, pair_begin, pair_end);
+  // Consecutive work items of one pair block share its baseline runs.
+  if (!block_ || block_->begin != pair_begin || block_->begin + block_->P != pair_end) {
+    block_ = std::make_unique<Block>();
+    prepare(*block_, pair_begin, pair_end);
+  }
+  Block& blk = *block_;
   const bool full_vocab = needs_full_vocab(req_.metric);
 
   // Baselines: metric of the clean run, the corrupted (or noised) run, and the target run.
@@ -421,18 +428,21 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
 
 std::vector<float> SweepRunner::mean_of(const std::vector<float>& effect,
                                         const SweepBaselines& b) const {
-  const int n_cells = static_cast<int>(grid_.cells.size()), P = n_pairs();
-  const bool ld_metric =
-      req_.metric == MetricKind::LogitDiff || req_.metric == MetricKind::Normalized;
-  std::vector<float> mean(n_cells);
-  for (int c = 0; c < n_cells; ++c) {
+  return sweep_mean(req_.metric, effect, b, n_pairs(), static_cast<int64_t>(grid_.cells.size()));
+}
+
+std::vector<float> sweep_mean(MetricKind metric, const std::vector<float>& effect,
+                              const SweepBaselines& b, int n_pairs, int64_t n_cells) {
+  const bool ld_metric = metric == MetricKind::LogitDiff || metric == MetricKind::Normalized;
+  std::vector<float> mean(static_cast<size_t>(n_cells));
+  for (int64_t c = 0; c < n_cells; ++c) {
     double s = 0.0, clean = 0.0, corrupted = 0.0;
     int n = 0;
-    for (int p = 0; p < P; ++p) {
+    for (int p = 0; p < n_pairs; ++p) {
       const float e = effect[static_cast<int64_t>(p) * n_cells + c];
       if (std::isnan(e)) continue;
       // The normalized metric is stored per pair; undo it to average raw logit differences.
-      s += req_.metric == MetricKind::Normalized
+      s += metric == MetricKind::Normalized
                ? b.corrupted_ld[p] + e * (b.clean_ld[p] - b.corrupted_ld[p])
                : e;
       clean += b.clean_ld[p];

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,7 @@ using SweepProgress = std::function<void(int64_t done, int64_t total)>;
 class SweepRunner {
  public:
   SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest request);
+  ~SweepRunner();
 
   const SweepGrid& grid() const { return grid_; }
   const SweepRequest& request() const { return req_; }
@@ -104,7 +106,13 @@ class SweepRunner {
   int grid_T_ = 0;
   std::vector<HookKind> kinds_;
   std::vector<std::vector<float>> means_;  // Mean ablation: per (kind, layer), (T, ...)
+  std::unique_ptr<Block> block_;           // the latest pair block's baselines
 };
+
+// `mean` of a sweep from its per-pair effects (pair, cell): TransformerLens' normalized batch
+// mean for logit-difference metrics, the plain mean over pairs otherwise (NaN skipped).
+std::vector<float> sweep_mean(MetricKind metric, const std::vector<float>& effect,
+                              const SweepBaselines& b, int n_pairs, int64_t n_cells);
 
 // The position a pair's metric is read at (answer_pos, negative counts from the end).
 int read_position(const PromptPair& pair);
