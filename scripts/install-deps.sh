@@ -4,8 +4,8 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
-  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-  libopenblas-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libpcre2-dev
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools slurm-wlm
+  libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libpcre2-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -3,6 +3,7 @@
 // take work items (blocks of pairs x slabs of a sweep grid), statically or from a shared
 // counter, and write each item's block into the one file through parallel HDF5; rank 0
 // finally adds the means and prints the strongest components.
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -76,6 +77,25 @@ void together(const Communicator& c, bool rank0_only, const std::function<void()
   c.broadcast(message, first);
   MPI_Bcast(&code, 1, MPI_INT, first, c.comm());
   throw JobFailure{code, first, message};
+}
+
+// Threads per rank when neither the config nor --threads says: the cores this rank may run on,
+// shared with the other ranks of its node whose cores overlap (an unbound mpirun gives every
+// rank all cores; more threads than cores make OpenMP's spinning workers stall each other).
+int default_threads(const Communicator& world) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int mine = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  MPI_Comm node;
+  MPI_Comm_split_type(world.comm(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &node);
+  int local = 1, cores_total = 0;
+  MPI_Comm_size(node, &local);
+  // Ranks bound to disjoint cores each see only theirs; unbound ranks all see the whole node.
+  MPI_Allreduce(&mine, &cores_total, 1, MPI_INT, MPI_SUM, node);
+  MPI_Comm_free(&node);
+  const int node_cores = static_cast<int>(std::thread::hardware_concurrency());
+  const bool shared = cores_total > std::max(node_cores, 1);
+  return std::max(1, shared ? mine / local : mine);
 }
 
 // Axis names of one prompt's value of a hook (the batch axis dropped).
@@ -198,7 +218,7 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   job.schedule = parse_schedule(c.schedule, "--schedule");
   if (o.resume && o.overwrite)
     throw InputError("command line", "--resume", "cannot be combined with --overwrite");
-  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads);
+  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : default_threads(world));
 
   job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
   const ModelConfig& mc = job.model->config();

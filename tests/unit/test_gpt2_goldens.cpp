@@ -226,7 +226,7 @@ TEST_F(TinyGpt2, LastRowLogitsEqualFullLogits) {
   ASSERT_EQ(last.numel(), 2 * V);
   for (int s = 0; s < 2; ++s) {
     const int64_t row = static_cast<int64_t>(s) * batch.T + batch.lengths[s] - 1;
-    for (int v = 0; v < V; ++v) EXPECT_EQ(last.data[s * V + v], all[row * V + v]);
+    for (int v = 0; v < V; ++v) EXPECT_NEAR(last.data[s * V + v], all[row * V + v], 1e-5);  // BLAS may pick another kernel for fewer rows
   }
 }
 
