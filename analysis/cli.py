@@ -1,0 +1,109 @@
+"""Command line: `python -m analysis report|top|diff`.
+
+Exit status: 0 success (for diff: the runs agree), 1 diff found differences, 2 bad input
+(unreadable file, unknown experiment, bad option); errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .diff import DEFAULT_IGNORED_ATTRIBUTES, compare_results, format_diff
+from .loader import ResultFileError, load_results
+
+EXIT_DIFFERENT = 1
+EXIT_BAD_INPUT = 2
+PROGRAM = "python3 -m analysis"
+
+
+class InputError(Exception):
+    """A request the file cannot answer, such as an experiment name it does not hold."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number >= 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Plots, tables and comparisons of causeway result files.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="heatmaps, top-k charts and tables, index.html",
+                                 description="Write a figure and table for every experiment, "
+                                             "comparison plots, and DIR/index.html showing them.")
+    report.add_argument("result", metavar="RUN.h5")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for the report")
+    report.add_argument("-k", "--top", type=_positive, default=10, metavar="K",
+                        help="cells in each top-k chart and table (default 10)")
+
+    top = commands.add_parser("top", help="print the strongest cells of each experiment")
+    top.add_argument("result", metavar="RUN.h5")
+    top.add_argument("--experiment", metavar="NAME", help="only this experiment")
+    top.add_argument("-k", "--top", type=_positive, default=10, metavar="K",
+                     help="cells per experiment (default 10)")
+
+    diff = commands.add_parser("diff", help="compare two runs of the same config",
+                               description="Largest difference per experiment and changed "
+                                           "attributes; exit status 1 when the runs differ.")
+    diff.add_argument("first", metavar="A.h5")
+    diff.add_argument("second", metavar="B.h5")
+    diff.add_argument("--tolerance", type=_non_negative, default=1e-5, metavar="T",
+                      help="largest absolute difference still counted as equal (default 1e-5)")
+    diff.add_argument("--ignore-attribute", action="append", metavar="NAME",
+                      default=list(DEFAULT_IGNORED_ATTRIBUTES),
+                      help="attribute never counted as a difference; repeatable "
+                           f"(default: {', '.join(DEFAULT_IGNORED_ATTRIBUTES)})")
+    return parser
+
+
+def _run_report(args) -> int:
+    from .report import build_report  # matplotlib is only needed here
+
+    report = build_report(load_results(args.result), args.out, args.top)
+    print(f"wrote {len(report.figures)} figures and {len(report.tables)} tables; "
+          f"open {report.index}")
+    return 0
+
+
+def _run_top(args) -> int:
+    from .top import format_top
+
+    result = load_results(args.result)
+    experiments = list(result.experiments.values())
+    if args.experiment is not None:
+        if args.experiment not in result.experiments:
+            known = ", ".join(result.experiments) or "none"
+            raise InputError(f"{args.result}: no experiment '{args.experiment}' (known: {known})")
+        experiments = [result.experiments[args.experiment]]
+    print("\n\n".join(format_top(e, args.top) for e in experiments) or "no experiments")
+    return 0
+
+
+def _run_diff(args) -> int:
+    a, b = load_results(args.first), load_results(args.second)
+    diff = compare_results(a, b, args.ignore_attribute)
+    print(format_diff(diff, a, b, args.tolerance))
+    return EXIT_DIFFERENT if diff.differs(args.tolerance) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run = {"report": _run_report, "top": _run_top, "diff": _run_diff}[args.command]
+    try:
+        return run(args)
+    except (ResultFileError, InputError, OSError) as e:
+        # OSError: an output folder that cannot be written; still one line, not a traceback.
+        print(f"{PROGRAM} {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT

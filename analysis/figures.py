@@ -1,0 +1,41 @@
+"""Shared plotting setup: a headless backend, one diverging colour scale, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+# Reports are made on login and compute nodes without a display.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
+import numpy as np  # noqa: E402
+
+# Blue for effects that restore the clean behaviour, red for the opposite, as in
+# TransformerLens plots; cells without a value are grey.
+DIVERGING_CMAP = "RdBu"
+POSITIVE_COLOUR = "#2166ac"
+NEGATIVE_COLOUR = "#b2182b"
+MISSING_COLOUR = "#d9d9d9"
+DPI = 110
+
+
+def diverging_cmap():
+    cmap = matplotlib.colormaps[DIVERGING_CMAP].copy()
+    cmap.set_bad(MISSING_COLOUR)
+    return cmap
+
+
+def symmetric_limit(values: np.ndarray) -> float:
+    """Half-width of a colour scale centred at zero that covers every finite value."""
+    finite = np.abs(values[np.isfinite(values)])
+    limit = float(finite.max()) if finite.size else 0.0
+    return limit if limit > 0 else 1.0
+
+
+def save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return path

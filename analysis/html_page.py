@@ -1,0 +1,138 @@
+"""The report's index.html: one self-contained page showing every figure and table.
+
+Links are relative, so the report folder can be copied off a cluster and opened anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .ranking import value_note
+from .tables import baseline_summary, table_rows
+
+if TYPE_CHECKING:
+    from .report import ComparisonSection, ExperimentSection, Report
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .2em .6em; text-align: left; vertical-align: top; }
+td.number { text-align: right; font-family: monospace; }
+figure { margin: .5em 0 1.5em; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption, .note { color: #666; font-size: .9em; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _link(report: Report, path: Path) -> str:
+    return path.relative_to(report.out_dir).as_posix()
+
+
+def _figure(report: Report, path: Path, caption: str) -> str:
+    href = _e(_link(report, path))
+    return (f'<figure><a href="{href}"><img src="{href}" alt="{_e(caption)}"></a>'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _key_value_table(items: list[tuple[str, str]]) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    return f"<table>{rows}</table>"
+
+
+def _run_summary(report: Report) -> str:
+    result = report.result
+    meta, data = result.meta, result.data
+    items = [("file", str(result.path)), ("schema", result.schema)]
+    for key in ("model", "causeway_version", "git_hash"):
+        if key in meta:
+            items.append((key, meta[key]))
+    if "source" in data:
+        items.append(("data", str(data["source"])))
+    if "lengths" in data:
+        items.append(("prompt pairs", str(len(data["lengths"]))))
+    for key, label in (("clean_text", "first clean prompt"),
+                       ("corrupted_text", "first corrupted prompt"),
+                       ("answer_text", "first answer / wrong token")):
+        if key in data and len(data[key]):
+            value = repr(str(data[key].ravel()[0]))
+            if key == "answer_text" and "wrong_text" in data and len(data["wrong_text"]):
+                value += " / " + repr(str(data["wrong_text"].ravel()[0]))
+            items.append((label, value))
+    return _key_value_table(items)
+
+
+def _baselines(section: ExperimentSection) -> str:
+    summary = baseline_summary(section.experiment)
+    return f'<p class="note">Baselines, mean over pairs: {_e(summary)}</p>' if summary else ""
+
+
+def _top_table(section: ExperimentSection) -> str:
+    header, rows = table_rows(section.experiment, section.cells)
+    numeric = {i for i, h in enumerate(header) if h != "label"}
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="number">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
+                         for i, v in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _experiment(report: Report, section: ExperimentSection, anchor: str) -> str:
+    exp = section.experiment
+    shape = " x ".join(f"{a.name} {a.size}" for a in exp.axes) or "a single value"
+    parts = [f'<h2 id="{anchor}">{_e(exp.name)}</h2>',
+             f'<p class="note">Grid: {_e(shape)}; {exp.n_pairs} pairs.</p>',
+             _key_value_table(sorted(exp.attributes.items())),
+             _baselines(section),
+             _figure(report, section.heatmap, f"{exp.name}: mean {exp.metric} over the grid "
+                     f"(blue > 0 > red, grey: undefined). {value_note(exp)}"),
+             _figure(report, section.top_chart, f"{exp.name}: top {len(section.cells)} by |mean|")]
+    if not section.has_spread:
+        parts.append('<p class="note">No per-pair spread: the file has no per-pair values on '
+                     "the mean's scale for this experiment.</p>")
+    parts.append(_top_table(section))
+    parts.append(f'<p>Top {report.k} table: <a href="{_e(_link(report, section.csv))}">CSV</a>, '
+                 f'<a href="{_e(_link(report, section.markdown))}">Markdown</a></p>')
+    if exp.uninterpreted:
+        parts.append(f'<p class="note">Also in the file, not shown: '
+                     f'{_e(", ".join(exp.uninterpreted))}.</p>')
+    return "\n".join(parts)
+
+
+def _comparison(report: Report, section: ComparisonSection) -> str:
+    c = section.comparison
+    r = "undefined" if math.isnan(section.correlation) else f"{section.correlation:.3f}"
+    caption = f"{c.title} ({c.first.name} vs {c.second.name}), Pearson r = {r}"
+    return _figure(report, section.figure, caption)
+
+
+def render(report: Report) -> str:
+    result = report.result
+    anchors = {s.experiment.name: f"experiment-{i}" for i, s in enumerate(report.sections)}
+    contents = "".join(f'<li><a href="#{anchors[s.experiment.name]}">{_e(s.experiment.name)}</a>'
+                       f" ({_e(s.experiment.kind)})</li>" for s in report.sections)
+    if report.comparisons:
+        contents += '<li><a href="#comparisons">Comparisons</a></li>'
+    body = [f"<h1>causeway report: {_e(result.path.name)}</h1>", _run_summary(report),
+            f"<ul>{contents}</ul>"]
+    if not report.sections:
+        body.append('<p class="note">The file holds no experiments that can be shown.</p>')
+    body += [_experiment(report, s, anchors[s.experiment.name]) for s in report.sections]
+    if report.comparisons:
+        body.append('<h2 id="comparisons">Comparisons</h2><p class="note">Experiments with the '
+                    "same grid whose settings differ in one attribute, cell by cell.</p>")
+        body += [_comparison(report, c) for c in report.comparisons]
+    if result.skipped:
+        body.append("<h2>Not shown</h2>" + _key_value_table(sorted(result.skipped.items())))
+    if result.other_groups:
+        body.append(f'<p class="note">Other groups in the file: '
+                    f'{_e(", ".join(result.other_groups))}.</p>')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>causeway report: {_e(result.path.name)}</title><style>{_STYLE}</style>"
+            "</head><body>\n" + "\n".join(body) + "\n</body></html>\n")
