@@ -44,6 +44,16 @@ class Backend {
                                         int64_t N, int NH, int HS, int C) const = 0;
   virtual void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N,
                                  int NH, int C) const = 0;
+  virtual void embedding_backward(float* d_table, const float* d_out, const int32_t* ids, int64_t N, int C) const = 0;
+  virtual void position_embedding_backward(float* d_table, const float* d_out, int B, int T, int C) const = 0;
+  virtual void layernorm_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* mean, const float* rstd, const float* weight, int64_t N, int C) const = 0;
+  virtual void matmul_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC) const = 0;
+  virtual void matmul_transposed_backward(float* d_inp, float* d_weight, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC) const = 0;
+  virtual void gelu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const = 0;
+  virtual void gelu_erf_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const = 0;
+  virtual void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, const float* pattern, const float* v, int B, int T, int NH, int HS) const = 0;
+  virtual void attention_softmax_backward(float* d_scores, const float* d_pattern, const float* pattern, int B, int NH, int T) const = 0;
+  virtual void attention_scores_backward(float* d_q, float* d_k, const float* d_scores, const float* q, const float* k, int B, int T, int NH, int HS) const = 0;
 };
 
 // The CPU backend (OpenBLAS + OpenMP); `threads` <= 0 keeps the runtime's default.

@@ -1,4 +1,4 @@
-// The op set of a GPT-2 forward (and, beside each, its backward once gradients land).
+// The op set of a GPT-2 forward and its backward.
 // Shape letters: N = rows (B*T), B = batch, T = positions, C = d_model, NH = heads,
 // HS = d_head, OC/IC = out/in features, V = vocab. All tensors are row-major fp32.
 // The CUDA backend provides the same names and signatures in namespace causeway::cuda.
@@ -48,6 +48,27 @@ void attention_softmax_forward(float* pattern, const float* scores, int B, int N
                                int q_begin = 0);
 void attention_values_forward(float* z, const float* pattern, const float* v, int B, int T,
                               int NH, int HS, int q_begin = 0);
+
+
+// Backward of the ops above (activation gradients; weight gradients where a pointer is given).
+// d_table[ids[n], :] += d_out[n, :] (rows may repeat a token)
+void embedding_backward(float* d_table, const float* d_out, const int32_t* ids, int64_t N, int C);
+// d_table[t, :] += sum over b of d_out[b, t, :]
+void position_embedding_backward(float* d_table, const float* d_out, int B, int T, int C);
+// d_inp += the input gradient; d_weight, d_bias += theirs (both null: activations only)
+void layernorm_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* mean, const float* rstd, const float* weight, int64_t N, int C);
+// d_inp = d_out @ weight^T (overwritten); d_weight, d_bias += theirs; any may be null
+void matmul_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC);
+// for matmul_transposed_forward: d_inp = d_out @ weight (overwritten); d_weight += d_out^T @ inp
+void matmul_transposed_backward(float* d_inp, float* d_weight, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC);
+// d_inp = d_out * gelu_new'(inp)
+void gelu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n);
+// d_inp = d_out * gelu'(inp)
+void gelu_erf_backward(float* d_inp, const float* d_out, const float* inp, int64_t n);
+// Backward of the three attention steps over all T queries (q_begin 0); outputs overwritten.
+void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, const float* pattern, const float* v, int B, int T, int NH, int HS);
+void attention_softmax_backward(float* d_scores, const float* d_pattern, const float* pattern, int B, int NH, int T);
+void attention_scores_backward(float* d_q, float* d_k, const float* d_scores, const float* q, const float* k, int B, int T, int NH, int HS);
 
 }  // namespace causeway::cpu
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/gpt2_backward_workspace.h"
 #include "model/safetensors.h"
 
 namespace causeway {

@@ -46,6 +46,15 @@ struct ForwardOptions {
   const std::vector<int>* read_pos = nullptr;  // per row, for Last / None; >= row_begin
 };
 
+// What a backward pass computes besides the activation gradients it needs.
+struct BackwardRequest {
+  std::vector<HookPoint> hooks;         // store d(metric)/d(hook value) for these
+  GPT2Weights* weight_grads = nullptr;  // accumulate parameter gradients here (training)
+  // GradDrop (AtP*): backpropagate as if block `drop_layer` added nothing to the residual
+  // stream, so gradients reaching earlier layers skip its attention and MLP; -1 = none.
+  int drop_layer = -1;
+};
+
 class GPT2Model {
  public:
   GPT2Model(ModelConfig cfg, GPT2Weights weights, std::unique_ptr<Backend> backend);
@@ -68,6 +77,18 @@ class GPT2Model {
   Tensor forward(const TokenBatch& batch, HookPlan& plan, LogitRows rows = LogitRows::All);
   Tensor forward(const TokenBatch& batch, LogitRows rows = LogitRows::All);
 
+  // Adds to `plan` the hooks a backward pass reads: run a full forward (all positions) with it,
+  // then call backward with plan.activations().
+  void cache_for_backward(HookPlan& plan) const;
+  // Backpropagates d_final (B, T, C), the gradient with respect to ln_final's output, through
+  // the cached forward. Requested hook gradients go to `grads` with the hooks' shapes.
+  void backward(const TokenBatch& batch, const ActivationCache& acts, const float* d_final,
+                const BackwardRequest& request, ActivationCache& grads);
+  // Next-token training: mean cross-entropy of logits at every (b, t) with targets[b*T+t] >= 0;
+  // adds the parameter gradients to `grads` (zero it first) and returns the loss.
+  double loss_and_gradients(const TokenBatch& batch, const std::vector<int32_t>& targets,
+                            GPT2Weights& grads);
+
   // (B, C): ln_final's output at each row's read position, after a Last or None forward.
   Tensor final_residual() const;
   // out (B, n) = final (B, C) . W_U[tokens[j]] for each j: logits of just those tokens.
@@ -75,6 +96,7 @@ class GPT2Model {
 
  private:
   struct Workspace;
+  struct BackwardWorkspace;
   void ensure_workspace(int B, int T, bool need_result, int64_t logit_rows);
   void layernorm(HookPlan& plan, const HookContext& ctx, float* out, const float* inp,
                  const Tensor& w, const Tensor& b, int64_t N);
@@ -85,6 +107,7 @@ class GPT2Model {
   GPT2Weights weights_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<BackwardWorkspace> bws_;
   HookPlan no_hooks_;
 };
 

@@ -38,6 +38,7 @@ enum class HookKind : uint8_t {
   LnFinalScale, // ln_final.hook_scale        [b,p,1]
   Count
 };
+inline constexpr int kHookKindCount = static_cast<int>(HookKind::Count);
 
 struct HookPoint {
   HookKind kind = HookKind::Embed;

@@ -114,4 +114,86 @@ void sum_heads_forward(float* out, const float* result, const float* bias, int64
   }
 }
 
+void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, const float* pattern,
+                               const float* v, int B, int T, int NH, int HS) {
+  const int64_t C = static_cast<int64_t>(NH) * HS;
+  // d_pattern[b,h,t,s] = d_z[b,t,h,:] . v[b,s,h,:]; d_v[b,s,h,:] = sum_t pattern[b,h,t,s] d_z[b,t,h,:]
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < NH; ++h) {
+      for (int t = 0; t < T; ++t) {
+        const float* dz = d_z + (static_cast<int64_t>(b) * T + t) * C + h * HS;
+        float* dp = d_pattern + ((static_cast<int64_t>(b) * NH + h) * T + t) * T;
+        for (int s = 0; s < T; ++s) {
+          const float* vs = v + (static_cast<int64_t>(b) * T + s) * C + h * HS;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int j = 0; j < HS; ++j) dot += dz[j] * vs[j];
+          dp[s] = dot;
+        }
+      }
+      for (int s = 0; s < T; ++s) {
+        float* dv = d_v + (static_cast<int64_t>(b) * T + s) * C + h * HS;
+#pragma omp simd
+        for (int j = 0; j < HS; ++j) dv[j] = 0.0f;
+        for (int t = 0; t < T; ++t) {
+          const float w = pattern[((static_cast<int64_t>(b) * NH + h) * T + t) * T + s];
+          if (w == 0.0f) continue;
+          const float* dz = d_z + (static_cast<int64_t>(b) * T + t) * C + h * HS;
+#pragma omp simd
+          for (int j = 0; j < HS; ++j) dv[j] += w * dz[j];
+        }
+      }
+    }
+}
+
+void attention_softmax_backward(float* d_scores, const float* d_pattern, const float* pattern,
+                                int B, int NH, int T) {
+  const int64_t rows = static_cast<int64_t>(B) * NH * T;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = pattern + r * T;
+    const float* dp = d_pattern + r * T;
+    float* ds = d_scores + r * T;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int s = 0; s < T; ++s) dot += p[s] * dp[s];
+#pragma omp simd
+    for (int s = 0; s < T; ++s) ds[s] = p[s] * (dp[s] - dot);  // masked: p = 0, gradient 0
+  }
+}
+
+void attention_scores_backward(float* d_q, float* d_k, const float* d_scores, const float* q,
+                               const float* k, int B, int T, int NH, int HS) {
+  const int64_t C = static_cast<int64_t>(NH) * HS;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < NH; ++h) {
+      for (int t = 0; t < T; ++t) {
+        float* dq = d_q + (static_cast<int64_t>(b) * T + t) * C + h * HS;
+        const float* ds = d_scores + ((static_cast<int64_t>(b) * NH + h) * T + t) * T;
+#pragma omp simd
+        for (int j = 0; j < HS; ++j) dq[j] = 0.0f;
+        for (int s = 0; s <= t; ++s) {
+          const float g = ds[s] * scale;
+          const float* ks = k + (static_cast<int64_t>(b) * T + s) * C + h * HS;
+#pragma omp simd
+          for (int j = 0; j < HS; ++j) dq[j] += g * ks[j];
+        }
+      }
+      for (int s = 0; s < T; ++s) {
+        float* dk = d_k + (static_cast<int64_t>(b) * T + s) * C + h * HS;
+#pragma omp simd
+        for (int j = 0; j < HS; ++j) dk[j] = 0.0f;
+        for (int t = s; t < T; ++t) {
+          const float g = d_scores[((static_cast<int64_t>(b) * NH + h) * T + t) * T + s] * scale;
+          const float* qt = q + (static_cast<int64_t>(b) * T + t) * C + h * HS;
+#pragma omp simd
+          for (int j = 0; j < HS; ++j) dk[j] += g * qt[j];
+        }
+      }
+    }
+}
+
 }  // namespace causeway::cpu

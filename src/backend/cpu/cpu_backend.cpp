@@ -77,6 +77,36 @@ class CpuBackend final : public Backend {
                          int C) const override {
     cpu::sum_heads_forward(out, result, bias, N, NH, C);
   }
+  void embedding_backward(float* d_table, const float* d_out, const int32_t* ids, int64_t N, int C) const override {
+    cpu::embedding_backward(d_table, d_out, ids, N, C);
+  }
+  void position_embedding_backward(float* d_table, const float* d_out, int B, int T, int C) const override {
+    cpu::position_embedding_backward(d_table, d_out, B, T, C);
+  }
+  void layernorm_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* mean, const float* rstd, const float* weight, int64_t N, int C) const override {
+    cpu::layernorm_backward(d_inp, d_weight, d_bias, d_out, inp, mean, rstd, weight, N, C);
+  }
+  void matmul_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC) const override {
+    cpu::matmul_backward(d_inp, d_weight, d_bias, d_out, inp, weight, N, IC, OC);
+  }
+  void matmul_transposed_backward(float* d_inp, float* d_weight, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC) const override {
+    cpu::matmul_transposed_backward(d_inp, d_weight, d_out, inp, weight, N, IC, OC);
+  }
+  void gelu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const override {
+    cpu::gelu_backward(d_inp, d_out, inp, n);
+  }
+  void gelu_erf_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const override {
+    cpu::gelu_erf_backward(d_inp, d_out, inp, n);
+  }
+  void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, const float* pattern, const float* v, int B, int T, int NH, int HS) const override {
+    cpu::attention_values_backward(d_pattern, d_v, d_z, pattern, v, B, T, NH, HS);
+  }
+  void attention_softmax_backward(float* d_scores, const float* d_pattern, const float* pattern, int B, int NH, int T) const override {
+    cpu::attention_softmax_backward(d_scores, d_pattern, pattern, B, NH, T);
+  }
+  void attention_scores_backward(float* d_q, float* d_k, const float* d_scores, const float* q, const float* k, int B, int T, int NH, int HS) const override {
+    cpu::attention_scores_backward(d_q, d_k, d_scores, q, k, B, T, NH, HS);
+  }
 };
 
 }  // namespace

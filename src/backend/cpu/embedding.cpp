@@ -19,4 +19,25 @@ void position_embedding_forward(float* out, const float* table, int B, int T, in
                   table + static_cast<int64_t>(t) * C, sizeof(float) * C);
 }
 
+void embedding_backward(float* d_table, const float* d_out, const int32_t* ids, int64_t N, int C) {
+  // Rows may repeat a token, so the scatter-add stays serial over rows.
+  for (int64_t n = 0; n < N; ++n) {
+    float* row = d_table + static_cast<int64_t>(ids[n]) * C;
+    const float* g = d_out + n * C;
+#pragma omp simd
+    for (int i = 0; i < C; ++i) row[i] += g[i];
+  }
+}
+
+void position_embedding_backward(float* d_table, const float* d_out, int B, int T, int C) {
+#pragma omp parallel for schedule(static)
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b) {
+      const float* g = d_out + (static_cast<int64_t>(b) * T + t) * C;
+      float* row = d_table + static_cast<int64_t>(t) * C;
+#pragma omp simd
+      for (int i = 0; i < C; ++i) row[i] += g[i];
+    }
+}
+
 }  // namespace causeway::cpu

@@ -31,3 +31,39 @@ void matmul_transposed_forward(float* out, const float* inp, const float* weight
 }
 
 }  // namespace causeway::cpu
+
+namespace causeway::cpu {
+
+void matmul_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out,
+                     const float* inp, const float* weight, int64_t N, int IC, int OC) {
+  if (N == 0) return;
+  const int n = static_cast<int>(N);
+  if (d_inp)  // d_inp (N, IC) = d_out (N, OC) @ weight^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, IC, OC, 1.0f, d_out, OC, weight, OC,
+                0.0f, d_inp, IC);
+  if (d_weight)  // d_weight (IC, OC) += inp^T @ d_out
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, n, 1.0f, inp, IC, d_out, OC,
+                1.0f, d_weight, OC);
+  if (d_bias) {
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; ++o) {
+      float s = 0.0f;
+      for (int64_t r = 0; r < N; ++r) s += d_out[r * OC + o];
+      d_bias[o] += s;
+    }
+  }
+}
+
+void matmul_transposed_backward(float* d_inp, float* d_weight, const float* d_out,
+                                const float* inp, const float* weight, int64_t N, int IC, int OC) {
+  if (N == 0) return;
+  const int n = static_cast<int>(N);
+  if (d_inp)  // d_inp (N, IC) = d_out (N, OC) @ weight (OC, IC)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, OC, 1.0f, d_out, OC, weight, IC,
+                0.0f, d_inp, IC);
+  if (d_weight)  // d_weight (OC, IC) += d_out^T @ inp
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, n, 1.0f, d_out, OC, inp, IC,
+                1.0f, d_weight, IC);
+}
+
+}  // namespace causeway::cpu
