@@ -56,6 +56,9 @@ def ioi_pairs(causeway, model_dir, n, tmp):
         sys.exit(f"only {len(best)} IOI pairs share one length; ask for fewer --pairs")
     chosen = best[:n]
     out = tmp / "pairs.jsonl"
+    for r in chosen:  # `causeway data ioi` writes one answer token as a number
+        r["answer_ids"] = r["answer"] if isinstance(r["answer"], list) else [r["answer"]]
+        r["wrong_ids"] = r["wrong"] if isinstance(r["wrong"], list) else [r["wrong"]]
     out.write_text("".join(json.dumps({"clean": r["clean_ids"], "corrupted": r["corrupted_ids"],
                                        "answer": r["answer_ids"], "wrong": r["wrong_ids"]}) + "\n"
                            for r in chosen))

@@ -31,6 +31,7 @@
 #include "parallel/scheduler.h"
 #include "parallel/topology.h"
 #include "parallel/work_plan.h"
+#include "patching/attribution.h"
 
 namespace causeway::cli {
 
@@ -146,8 +147,13 @@ std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, cons
                               ? "(mean patched - mean corrupted) / (mean clean - mean corrupted) of logit differences"
                               : "mean over pairs"},
   };
-  if (e.kind == "activation")
+  if (e.kind == "activation" || e.kind == "attribution")
     a["direction"] = r.direction == Direction::Denoising ? "denoising" : "noising";
+  if (e.kind == "attribution") {
+    a["method"] = std::string("attribution patching (AtP") + (e.attribution.qk_fix || e.attribution.grad_drop ? "*" : "") + ")";
+    a["qk_fix"] = e.attribution.qk_fix ? "true" : "false";
+    a["grad_drop"] = e.attribution.grad_drop ? "true" : "false";
+  }
   if (e.kind == "ablation") a["ablation"] = e.ablation;
   if (e.kind == "noise") {
     a["corruption"] = "gaussian_noise";
@@ -175,23 +181,59 @@ std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
   return s;
 }
 
-void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
-               const std::vector<float>& mean, const std::vector<float>& clean,
-               const std::vector<float>& corrupted, int k) {
+// The mean a component with no effect would have: patching leaves the target run as it was.
+// TransformerLens' normalized mean is 0 for an unchanged corrupted run and 1 for an unchanged
+// clean one; other metrics average the target's own baseline.
+double no_effect_value(const ExperimentConfig& e, const std::vector<float>& clean_metric,
+                       const std::vector<float>& corrupted_metric) {
+  const bool target_clean = e.kind == "ablation" || e.request.direction == Direction::Noising;
+  const MetricKind m = e.request.metric;
+  if (e.kind != "noise" && (m == MetricKind::LogitDiff || m == MetricKind::Normalized))
+    return target_clean ? 1.0 : 0.0;
+  const auto& v = target_clean && e.kind != "noise" ? clean_metric : corrupted_metric;
+  double s = 0.0;
+  int n = 0;
+  for (float x : v)
+    if (!std::isnan(x)) s += x, ++n;
+  return n ? s / n : 0.0;
+}
+
+// Cells ordered by how far their mean moves from `reference`, strongest first.
+std::vector<int64_t> strongest(const std::vector<float>& mean, double reference, int64_t k) {
   std::vector<int64_t> order(mean.size());
   std::iota(order.begin(), order.end(), 0);
-  auto key = [&](int64_t i) { return std::isnan(mean[i]) ? -1.0f : std::abs(mean[i]); };
-  const int64_t n = std::min<int64_t>(k, static_cast<int64_t>(order.size()));
-  std::partial_sort(order.begin(), order.begin() + n, order.end(),
+  auto key = [&](int64_t i) { return std::isnan(mean[i]) ? -1.0 : std::abs(mean[i] - reference); };
+  k = std::min<int64_t>(k, static_cast<int64_t>(order.size()));
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
                     [&](int64_t a, int64_t b) { return key(a) > key(b); });
+  order.resize(k);
+  return order;
+}
+
+void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
+               const std::vector<float>& mean, const std::vector<float>& clean,
+               const std::vector<float>& corrupted, double reference, int k) {
   auto avg = [](const std::vector<float>& v) {
     return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
   };
-  std::printf("\n%s (%s, %s, %s): clean logit diff %.3f, corrupted %.3f\n", e.name.c_str(),
-              e.kind.c_str(), e.request.spec.name().c_str(), metric_name(e.request.metric).c_str(),
-              avg(clean), avg(corrupted));
-  for (int64_t i = 0; i < n; ++i)
-    std::printf("  %-36s %+.4f\n", cell_label(axes, order[i]).c_str(), mean[order[i]]);
+  std::printf("\n%s (%s, %s, %s): clean logit diff %.3f, corrupted %.3f; no effect = %.3f\n",
+              e.name.c_str(), e.kind.c_str(), e.request.spec.name().c_str(),
+              metric_name(e.request.metric).c_str(), avg(clean), avg(corrupted), reference);
+  for (int64_t c : strongest(mean, reference, k))
+    std::printf("  %-36s %+.4f\n", cell_label(axes, c).c_str(), mean[c]);
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = static_cast<double>(a.size());
+  if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double num = 0, da = 0, db = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - ma) * (b[i] - mb);
+    da += (a[i] - ma) * (a[i] - ma);
+    db += (b[i] - mb) * (b[i] - mb);
+  }
+  return num / std::sqrt(da * db);
 }
 
 // Everything every rank knows before the work starts.
@@ -354,6 +396,13 @@ void cache_activations(Job& job, const WorkItem& item, ResultWriter& writer) {
     writer.write_activations(a.hook, item, a.shape, values[0][a.hook].data(), values[1][a.hook].data());
 }
 
+std::unique_ptr<SweepEngine> make_engine(Job& job, int e) {
+  const ExperimentConfig& x = job.cfg.experiments[e];
+  if (x.kind == "attribution")
+    return std::make_unique<AttributionRunner>(*job.model, job.data, x.request, x.attribution);
+  return std::make_unique<SweepRunner>(*job.model, job.data, x.request);
+}
+
 std::string describe(const Job& job, const WorkItem& it) {
   const bool act = it.experiment == job.n_experiments();
   std::string s = "item " + std::to_string(it.index) + " of " +
@@ -386,7 +435,7 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
   std::unique_ptr<Scheduler> sched = make_scheduler(job.schedule, dp, done);
   // Test hook for the resume test: end this rank abruptly after N items, like a node failure.
   const char* kill_after = std::getenv("CAUSEWAY_FAULT_KILL_AFTER_ITEMS");
-  std::vector<std::unique_ptr<SweepRunner>> runners(job.n_experiments());
+  std::vector<std::unique_ptr<SweepEngine>> runners(job.n_experiments());
   std::vector<SweepBaselines> baselines(job.n_experiments());
   std::vector<float> effect;
   try {
@@ -398,9 +447,8 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
         writer.mark_done("activations", it);
       } else {
         const int e = it.experiment;
-        if (!runners[e])
-          runners[e] = std::make_unique<SweepRunner>(*job.model, job.data, job.cfg.experiments[e].request);
-        SweepRunner& r = *runners[e];
+        if (!runners[e]) runners[e] = make_engine(job, e);
+        SweepEngine& r = *runners[e];
         effect.resize(static_cast<size_t>(it.pair_end - it.pair_begin) * (it.cell_end - it.cell_begin));
         r.run_block(it.pair_begin, it.pair_end, static_cast<int>(it.cell_begin),
                     static_cast<int>(it.cell_end), effect.data(), baselines[e]);
@@ -436,6 +484,60 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
   return stats;
 }
 
+// Verify mode: true activation patching of the attribution's strongest cells, stored beside
+// the estimates with their correlation, so a user sees how far the linear estimate held.
+void verify(const Job& job, int e, ResultStore& store, const std::vector<float>& mean,
+            double reference, bool quiet) {
+  const ExperimentConfig& x = job.cfg.experiments[e];
+  const std::string g = "/experiments/" + x.name;
+  const std::vector<int64_t> cells = strongest(mean, reference, x.verify_top);
+  const int P = static_cast<int>(job.data.pairs.size()), K = static_cast<int>(cells.size());
+  std::vector<int64_t> shape;
+  const std::vector<float> effect = store.file().read_floats(g + "/effect", &shape);
+  const int64_t n_cells = effect.size() / std::max(P, 1);
+  SweepRunner truth(*job.model, job.data, x.request);
+  std::vector<float> estimate(static_cast<size_t>(P) * K), actual(estimate.size()), one(P);
+  SweepBaselines base;
+  const int per = x.request.pairs_per_block;
+  std::vector<double> est_all, act_all, est_mean, act_mean;
+  const std::vector<float> true_mean = [&] {
+    std::vector<float> per_cell(static_cast<size_t>(P) * K);
+    for (int k = 0; k < K; ++k) {
+      for (int b = 0; b < P; b += per) {
+        const int end = std::min(P, b + per);
+        truth.run_block(b, end, static_cast<int>(cells[k]), static_cast<int>(cells[k]) + 1, one.data() + b, base);
+      }
+      for (int p = 0; p < P; ++p) {
+        actual[p * K + k] = one[p];
+        estimate[p * K + k] = effect[p * n_cells + cells[k]];
+        per_cell[p * K + k] = one[p];
+        if (!std::isnan(one[p]) && !std::isnan(estimate[p * K + k]))
+          est_all.push_back(estimate[p * K + k]), act_all.push_back(one[p]);
+      }
+    }
+    return sweep_mean(x.request.metric, per_cell, base, P, K);
+  }();
+  std::vector<int32_t> cell_ids;
+  for (int k = 0; k < K; ++k) {
+    cell_ids.push_back(static_cast<int32_t>(cells[k]));
+    est_mean.push_back(mean[cells[k]]);
+    act_mean.push_back(true_mean[k]);
+  }
+  store.file().write_ints(g + "/verify/cell", cell_ids.data(), {K});
+  store.file().write_floats(g + "/verify/estimate", estimate.data(), {P, K});
+  store.file().write_floats(g + "/verify/actual", actual.data(), {P, K});
+  store.file().write_floats(g + "/verify/mean_estimate", std::vector<float>(est_mean.begin(), est_mean.end()).data(), {K});
+  store.file().write_floats(g + "/verify/mean_actual", true_mean.data(), {K});
+  const double r_pairs = pearson(est_all, act_all), r_means = pearson(est_mean, act_mean);
+  store.file().set_attribute(g + "/verify", "pearson_per_pair", r_pairs);
+  store.file().set_attribute(g + "/verify", "pearson_of_means", r_means);
+  store.file().set_attribute(g + "/verify", "description",
+                             "activation patching of the top cells by |mean - no effect|; cell = flat grid index");
+  if (!quiet)
+    std::printf("\n%s: verified the top %d cells by activation patching: Pearson r %.3f over "
+                "(pair, cell), %.3f over cell means\n", x.name.c_str(), K, r_pairs, r_means);
+}
+
 void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, double wall,
                  double write_max, int64_t items_run) {
   const RunConfig& c = job.cfg;
@@ -447,10 +549,13 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
     const std::string g = "/experiments/" + x.name;
     store.write_mean(x.name, x.request.metric);
     store.set_attribute(g, "compute_seconds", std::to_string(totals.experiment_seconds[e]));
-    if (o.quiet) continue;
     const auto mean = store.file().read_floats(g + "/mean");
+    const double reference = no_effect_value(x, store.file().read_floats(g + "/baselines/clean_metric"),
+                                             store.file().read_floats(g + "/baselines/corrupted_metric"));
+    if (x.kind == "attribution" && x.verify_top > 0) verify(job, e, store, mean, reference, o.quiet);
+    if (o.quiet) continue;
     print_top(x, job.layouts[e].axes, mean, store.file().read_floats(g + "/baselines/clean_logit_diff"),
-              store.file().read_floats(g + "/baselines/corrupted_logit_diff"), o.top);
+              store.file().read_floats(g + "/baselines/corrupted_logit_diff"), reference, o.top);
   }
   if (!o.quiet) {
     std::printf("\nwrote %s (%lld work items run in %.1f s; HDF5 writes %.2f s on the busiest rank, %.1f%%)\n",

@@ -105,7 +105,8 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
     x.fail("name", "must be non-empty and contain no '/'");
   SweepRequest& r = e.request;
   e.kind = choose<std::string>(x, "kind", "activation",
-                               {{"activation", "activation"}, {"ablation", "ablation"}, {"noise", "noise"}});
+                               {{"activation", "activation"}, {"attribution", "attribution"},
+                                {"ablation", "ablation"}, {"noise", "noise"}});
   r.spec.kind = SweepSpec::parse_kind(x.require_string("sweep"), file,
                                       "experiment[" + std::to_string(index) + "].sweep");
   if (const toml::node* pos = x.raw("positions")) {
@@ -132,6 +133,18 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
   if (r.pairs_per_block < 1) x.fail("pairs_per_block", "must be at least 1");
   if (e.kind == "activation") {
     r.source = PatchSource::Activation;
+  } else if (e.kind == "attribution") {
+    r.source = PatchSource::Activation;
+    for (const auto& [key, flag] : {std::pair{"qk_fix", &e.attribution.qk_fix},
+                                    std::pair{"grad_drop", &e.attribution.grad_drop}})
+      if (const toml::node* n = x.raw(key)) {
+        if (!n->is_boolean()) x.fail(key, "must be true or false");
+        *flag = n->as_boolean()->get();
+      }
+    e.verify_top = x.get_or<int>("verify_top", 0);
+    if (e.verify_top < 0) x.fail("verify_top", "must be 0 or more");
+    if (r.metric != MetricKind::LogitDiff && r.metric != MetricKind::Normalized)
+      x.fail("metric", "attribution supports logit_diff and normalized");
   } else if (e.kind == "ablation") {
     r.source = choose<PatchSource>(x, "ablation", "mean",
                                    {{"zero", PatchSource::Zero}, {"mean", PatchSource::Mean},

@@ -4,8 +4,9 @@
 //   [data]        file = "pairs.jsonl"   or   generator = "ioi", n = 64, seed = 0, corruption = "swap"
 //   [output]      path = "results/ioi.h5", cache = ["blocks.5.attn.hook_z", ...]
 //   [parallel]    tp = 1, schedule = static|dynamic, pairs_per_item = 32
-//   [[experiment]] name, kind = activation|ablation|noise, sweep, positions = each|all,
-//                  direction = denoising|noising, metric, ablation = zero|mean|resample, ...
+//   [[experiment]] name, kind = activation|attribution|ablation|noise, sweep, positions = each|all,
+//                  direction = denoising|noising, metric, ablation = zero|mean|resample,
+//                  qk_fix, grad_drop, verify_top (attribution), ...
 #pragma once
 
 #include <filesystem>
@@ -13,15 +14,18 @@
 #include <vector>
 
 #include "data/ioi.h"
+#include "patching/attribution.h"
 #include "patching/sweep.h"
 
 namespace causeway {
 
 struct ExperimentConfig {
   std::string name;
-  std::string kind;  // activation | ablation | noise
+  std::string kind;  // activation | attribution | ablation | noise
   SweepRequest request;
   std::string ablation;  // zero | mean | resample (ablation only)
+  AttributionOptions attribution;  // attribution only
+  int verify_top = 0;    // attribution: activation-patch this many top cells to check it
 };
 
 struct RunConfig {

@@ -97,4 +97,53 @@ void apply_patch(const PatchCell& c, const float* src, float* dst, const ModelCo
   }
 }
 
+double slice_sum(const PatchCell& c, const float* x, const ModelConfig& cfg, int T) {
+  const int64_t C = cfg.n_embd, NH = cfg.n_head, HS = cfg.d_head(), M = cfg.n_inner;
+  const int t0 = c.pos < 0 ? 0 : c.pos, t1 = c.pos < 0 ? T : c.pos + 1;
+  auto sum = [](const float* p, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += p[i];
+    return s;
+  };
+  double total = 0.0;
+  switch (c.kind) {
+    case HookKind::Q:
+    case HookKind::K:
+    case HookKind::V:
+    case HookKind::Z:
+      for (int t = t0; t < t1; ++t)
+        total += sum(x + (static_cast<int64_t>(t) * NH + (c.head < 0 ? 0 : c.head)) * HS,
+                     c.head < 0 ? C : HS);
+      return total;
+    case HookKind::AttnScores:
+    case HookKind::Pattern: {
+      const int h0 = c.head < 0 ? 0 : c.head, h1 = c.head < 0 ? static_cast<int>(NH) : c.head + 1;
+      for (int h = h0; h < h1; ++h)
+        for (int t = t0; t < t1; ++t) {
+          const float* row = x + (static_cast<int64_t>(h) * T + t) * T;
+          total += c.src < 0 ? sum(row, T) : row[c.src];
+        }
+      return total;
+    }
+    case HookKind::Result:
+      for (int t = t0; t < t1; ++t)
+        total += sum(x + (static_cast<int64_t>(t) * NH + (c.head < 0 ? 0 : c.head)) * C,
+                     c.head < 0 ? NH * C : C);
+      return total;
+    case HookKind::MlpPre:
+    case HookKind::MlpPost:
+      for (int t = t0; t < t1; ++t)
+        total += sum(x + static_cast<int64_t>(t) * M + (c.neuron < 0 ? 0 : c.neuron), c.neuron < 0 ? M : 1);
+      return total;
+    case HookKind::Ln1Scale:
+    case HookKind::Ln2Scale:
+    case HookKind::LnFinalScale:
+      for (int t = t0; t < t1; ++t) total += x[t];
+      return total;
+    default:
+      for (int t = t0; t < t1; ++t) total += sum(x + static_cast<int64_t>(t) * C, C);
+      return total;
+  }
+}
+
 }  // namespace causeway

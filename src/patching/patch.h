@@ -18,6 +18,10 @@ int64_t hook_row_size(HookKind kind, const ModelConfig& cfg, int Tq, int T);
 void apply_patch(const PatchCell& cell, const float* src, float* dst, const ModelConfig& cfg,
                  int T, int row_begin);
 
+// Sum over the cell's slice of `values`, a hook value over all T positions (one batch row):
+// the slice apply_patch would write. Attribution patching sums (source - target) x gradient.
+double slice_sum(const PatchCell& cell, const float* values, const ModelConfig& cfg, int T);
+
 // The first position a patch can change: everything before it is unchanged under causal
 // attention, so a forward for this cell need only recompute from there.
 int first_affected_position(const PatchCell& cell);

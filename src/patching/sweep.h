@@ -69,12 +69,23 @@ struct SweepResult {
 
 using SweepProgress = std::function<void(int64_t done, int64_t total)>;
 
-class SweepRunner {
+// What a batch job drives: effects of a block of pairs x a range of cells. Activation
+// patching measures them (SweepRunner); attribution patching estimates them.
+class SweepEngine {
+ public:
+  virtual ~SweepEngine() = default;
+  virtual const SweepGrid& grid() const = 0;
+  virtual void run_block(int pair_begin, int pair_end, int cell_begin, int cell_end,
+                         float* effect, SweepBaselines& baselines,
+                         const SweepProgress& progress = nullptr) = 0;
+};
+
+class SweepRunner final : public SweepEngine {
  public:
   SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest request);
-  ~SweepRunner();
+  ~SweepRunner() override;
 
-  const SweepGrid& grid() const { return grid_; }
+  const SweepGrid& grid() const override { return grid_; }
   const SweepRequest& request() const { return req_; }
   int n_pairs() const { return static_cast<int>(data_.pairs.size()); }
 
@@ -82,7 +93,7 @@ class SweepRunner {
   // `effect` as (pairs, cells) rows; baselines of those pairs go to `baselines` (resized to
   // n_pairs on first use). A unit of work for a scheduler.
   void run_block(int pair_begin, int pair_end, int cell_begin, int cell_end, float* effect,
-                 SweepBaselines& baselines, const SweepProgress& progress = nullptr);
+                 SweepBaselines& baselines, const SweepProgress& progress = nullptr) override;
 
   SweepResult run(const SweepProgress& progress = nullptr);
 

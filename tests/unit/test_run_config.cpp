@@ -74,6 +74,19 @@ TEST(RunConfig, ErrorsNameTableAndKey) {
             std::string::npos);
 }
 
+TEST(RunConfig, AttributionOptionsAndTheirErrors) {
+  const std::string exp = "\n[[experiment]]\nname = \"e\"\nkind = \"attribution\"\nsweep = \"attn_head_q\"\n";
+  const RunConfig c = RunConfig::parse(std::string(kBase) + exp + "qk_fix = true\ngrad_drop = true\nverify_top = 5\n", "exp.toml");
+  ASSERT_EQ(c.experiments.size(), 1u);
+  EXPECT_EQ(c.experiments[0].kind, "attribution");
+  EXPECT_TRUE(c.experiments[0].attribution.qk_fix);
+  EXPECT_TRUE(c.experiments[0].attribution.grad_drop);
+  EXPECT_EQ(c.experiments[0].verify_top, 5);
+  EXPECT_NE(parse_error(std::string(kBase) + exp + "qk_fix = \"yes\"\n").find("experiment[0].qk_fix"), std::string::npos);
+  EXPECT_NE(parse_error(std::string(kBase) + exp + "metric = \"prob\"\n").find("experiment[0].metric"), std::string::npos);
+  EXPECT_NE(parse_error(std::string(kBase) + exp + "verify_top = -1\n").find("experiment[0].verify_top"), std::string::npos);
+}
+
 int run_cli(const std::string& args, std::string* output = nullptr) {
   const std::string cmd = std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -117,6 +130,27 @@ TEST(RunCommand, WritesTheResultLayoutWithDimensionScales) {
     EXPECT_EQ(n, 1) << "axis " << d;
     H5Handle scale(H5Dopen2(f.id(), (std::string("/experiments/heads/axes/") + expected[d]).c_str(), H5P_DEFAULT));
     EXPECT_GT(H5DSis_attached(ds.get(), scale.get(), d), 0) << expected[d];
+  }
+  // Attribution with verification writes its estimates beside true patching of the top cells.
+  std::ofstream(dir / "atp.toml") << "[model]\npath = \"" << (kData / "tiny-gpt2").string()
+                                  << "\"\n[data]\nfile = \"" << (kData / "tiny-gpt2-patching-pairs.jsonl").string()
+                                  << "\"\n[output]\npath = \"a.h5\"\n"
+                                  << "[[experiment]]\nname = \"atp\"\nkind = \"attribution\"\nsweep = \"attn_head_out\"\n"
+                                  << "positions = \"each\"\nverify_top = 6\n";
+  ASSERT_EQ(run_cli("run " + (dir / "atp.toml").string(), &out), 0) << out;
+  {
+    H5File a(dir / "a.h5", H5Mode::ReadOnly);
+    EXPECT_EQ(a.read_string_attribute("/experiments/atp", "kind"), "attribution");
+    const auto est = a.read_floats("/experiments/atp/verify/mean_estimate", &shape);
+    EXPECT_EQ(shape, std::vector<int64_t>{6});
+    const auto act = a.read_floats("/experiments/atp/verify/mean_actual");
+    const auto mean = a.read_floats("/experiments/atp/mean");
+    const auto cells = a.read_ints("/experiments/atp/verify/cell");
+    for (size_t k = 0; k < cells.size(); ++k) EXPECT_EQ(est[k], mean[cells[k]]);
+    // The strongest estimated cells really matter: their true effects are not all ~0.
+    double moved = 0;
+    for (float v : act) moved = std::max(moved, static_cast<double>(std::abs(v)));
+    EXPECT_GT(moved, 0.05);
   }
   // Running again without --overwrite is refused.
   EXPECT_EQ(run_cli("run " + (dir / "exp.toml").string(), &out), 2);

@@ -1,0 +1,262 @@
+#include "patching/attribution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "patching/patch.h"
+
+namespace causeway {
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// One run's activations (and, for the target, gradients) per (kind, layer), batch-major.
+struct RunValues {
+  TokenBatch batch;
+  std::vector<int> read_pos;
+  std::vector<double> ld;  // logit difference per row
+  HookPlan plan{0};
+};
+
+}  // namespace
+
+struct AttributionRunner::Block {
+  int begin = 0, P = 0, T = 0;
+  RunValues clean, corrupted;
+  RunValues* target = nullptr;
+  RunValues* source = nullptr;
+  // Gradient caches: [0] the plain backward; with GradDrop, [1 + l] with block l dropped.
+  std::vector<ActivationCache> grads;
+};
+
+AttributionRunner::AttributionRunner(GPT2Model& model, const PairDataset& data,
+                                     SweepRequest request, AttributionOptions options)
+    : model_(model), data_(data), req_(std::move(request)), opt_(options) {
+  if (data_.pairs.empty()) throw InputError(data_.source, "", "no prompt pairs");
+  data_.require_aligned();
+  if (req_.source != PatchSource::Activation)
+    throw InputError("experiment", "kind",
+                     "attribution patching estimates activation patching (denoising or noising); "
+                     "ablation and noise sources are not supported");
+  if (req_.metric != MetricKind::LogitDiff && req_.metric != MetricKind::Normalized)
+    throw InputError("experiment", "metric",
+                     "attribution patching supports logit_diff and normalized metrics");
+  if (req_.window != 1) throw InputError("experiment", "window", "attribution patches one layer");
+  int T = 0;
+  for (const PromptPair& p : data_.pairs) T = std::max(T, static_cast<int>(p.clean.size()));
+  grid_ = make_grid(req_.spec, model_.config(), T);
+  kinds_ = patched_kinds(req_.spec);
+}
+
+AttributionRunner::~AttributionRunner() = default;
+
+void AttributionRunner::prepare(Block& blk, int pair_begin, int pair_end) {
+  const ModelConfig& cfg = model_.config();
+  blk.begin = pair_begin;
+  blk.P = pair_end - pair_begin;
+  std::vector<std::vector<int32_t>> clean_rows, corrupted_rows;
+  std::vector<int> read;
+  for (int i = pair_begin; i < pair_end; ++i) {
+    clean_rows.push_back(data_.pairs[i].clean);
+    corrupted_rows.push_back(data_.pairs[i].corrupted);
+    read.push_back(read_position(data_.pairs[i]));
+  }
+  const bool denoise = req_.direction == Direction::Denoising;
+  blk.target = denoise ? &blk.corrupted : &blk.clean;
+  blk.source = denoise ? &blk.clean : &blk.corrupted;
+  std::vector<HookKind> cached = kinds_;
+  if (opt_.qk_fix) cached.insert(cached.end(), {HookKind::Q, HookKind::K, HookKind::Pattern});
+  for (RunValues* run : {&blk.clean, &blk.corrupted}) {
+    run->batch = TokenBatch::padded(run == &blk.clean ? clean_rows : corrupted_rows);
+    run->read_pos = read;
+    run->plan = HookPlan(cfg.n_layer);
+    for (int L = 0; L < cfg.n_layer; ++L)
+      for (HookKind k : cached) run->plan.cache({k, L});
+    if (run == blk.target) model_.cache_for_backward(run->plan);
+    ForwardOptions o;
+    o.rows = LogitRows::Last;
+    o.read_pos = &run->read_pos;
+    const Tensor logits = model_.forward(run->batch, run->plan, o);
+    run->ld.assign(blk.P, 0.0);
+    for (int p = 0; p < blk.P; ++p) {
+      const PromptPair& pair = data_.pairs[pair_begin + p];
+      const float* row = logits.data + static_cast<int64_t>(p) * cfg.vocab_size;
+      std::vector<float> a, w;
+      for (int t : pair.answers) a.push_back(row[t]);
+      for (int t : pair.wrongs) w.push_back(row[t]);
+      run->ld[p] = logit_diff(pair.answers, pair.wrongs, a.data(), w.data());
+    }
+  }
+  blk.T = blk.clean.batch.T;
+
+  // The metric's gradient at ln_final's output: W_U rows of answers minus wrongs, averaged.
+  const int C = cfg.n_embd;
+  std::vector<float> seed(static_cast<size_t>(blk.P) * blk.T * C, 0.0f);
+  const float* W_U = model_.weights().W_U.data;
+  for (int p = 0; p < blk.P; ++p) {
+    const PromptPair& pair = data_.pairs[pair_begin + p];
+    float* row = seed.data() + (static_cast<int64_t>(p) * blk.T + read[p]) * C;
+    for (int t : pair.answers)
+      for (int i = 0; i < C; ++i) row[i] += W_U[static_cast<int64_t>(t) * C + i] / pair.answers.size();
+    for (int t : pair.wrongs)
+      for (int i = 0; i < C; ++i) row[i] -= W_U[static_cast<int64_t>(t) * C + i] / pair.wrongs.size();
+  }
+  BackwardRequest br;
+  for (int L = 0; L < cfg.n_layer; ++L) {
+    for (HookKind k : kinds_) br.hooks.push_back({k, L});
+    if (opt_.qk_fix) br.hooks.push_back({HookKind::Pattern, L});
+  }
+  const int passes = opt_.grad_drop ? 1 + cfg.n_layer : 1;
+  blk.grads.assign(passes, ActivationCache{});
+  for (int g = 0; g < passes; ++g) {
+    br.drop_layer = g - 1;
+    model_.backward(blk.target->batch, blk.target->plan.activations(), seed.data(), br, blk.grads[g]);
+  }
+}
+
+namespace {
+
+// Exact change of d(metric) through the pattern when the cell's queries or keys take the
+// source's values: new softmax rows minus old, times the pattern gradient (AtP*'s QK fix).
+double qk_fixed_estimate(const PatchCell& cell, int row, int T, int length, const ModelConfig& cfg,
+                         const float* q_tgt, const float* k_tgt, const float* q_src,
+                         const float* k_src, const float* pattern, const float* d_pattern) {
+  const int NH = cfg.n_head, HS = cfg.d_head();
+  const int64_t C = cfg.n_embd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  const int64_t qk_off = static_cast<int64_t>(row) * T * C;
+  const int64_t pat_off = static_cast<int64_t>(row) * NH * T * T;
+  const int h0 = cell.head < 0 ? 0 : cell.head, h1 = cell.head < 0 ? NH : cell.head + 1;
+  const bool is_q = cell.kind == HookKind::Q;
+  std::vector<double> scores(T);
+  double total = 0.0;
+  for (int h = h0; h < h1; ++h)
+    for (int t = 0; t < length; ++t) {
+      // Query rows that change: the patched ones for q; every row at or after the patched
+      // key positions for k.
+      if (is_q && cell.pos >= 0 && t != cell.pos) continue;
+      if (!is_q && cell.pos >= 0 && t < cell.pos) continue;
+      const bool q_patched = is_q;
+      const float* qv = (q_patched ? q_src : q_tgt) + qk_off + (static_cast<int64_t>(t) * NH + h) * HS;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int s = 0; s <= t; ++s) {
+        const bool k_patched = !is_q && (cell.pos < 0 || s == cell.pos);
+        const float* kv = (k_patched ? k_src : k_tgt) + qk_off + (static_cast<int64_t>(s) * NH + h) * HS;
+        double dot = 0.0;
+        for (int j = 0; j < HS; ++j) dot += qv[j] * kv[j];
+        scores[s] = dot * scale;
+        mx = std::max(mx, scores[s]);
+      }
+      double sum = 0.0;
+      for (int s = 0; s <= t; ++s) sum += (scores[s] = std::exp(scores[s] - mx));
+      const int64_t prow = pat_off + (static_cast<int64_t>(h) * T + t) * T;
+      for (int s = 0; s <= t; ++s) total += (scores[s] / sum - pattern[prow + s]) * d_pattern[prow + s];
+    }
+  return total;
+}
+
+}  // namespace
+
+void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, int cell_end,
+                                  float* effect, SweepBaselines& base,
+                                  const SweepProgress& progress) {
+  const ModelConfig& cfg = model_.config();
+  if (!block_ || block_->begin != pair_begin || block_->begin + block_->P != pair_end) {
+    block_ = std::make_unique<Block>();
+    prepare(*block_, pair_begin, pair_end);
+  }
+  Block& blk = *block_;
+  const int n = static_cast<int>(data_.pairs.size()), n_cells = cell_end - cell_begin, T = blk.T;
+  if (base.clean_ld.size() != static_cast<size_t>(n))
+    for (auto* v : {&base.clean_ld, &base.corrupted_ld, &base.clean_metric, &base.corrupted_metric})
+      v->assign(n, std::numeric_limits<double>::quiet_NaN());
+  auto metric_of = [&](int p, double ld) {
+    if (req_.metric == MetricKind::LogitDiff) return ld;
+    const double c = blk.clean.ld[p], k = blk.corrupted.ld[p];
+    return (ld - k) / (c - k);
+  };
+  for (int p = 0; p < blk.P; ++p) {
+    const int g = pair_begin + p;
+    base.clean_ld[g] = blk.clean.ld[p];
+    base.corrupted_ld[g] = blk.corrupted.ld[p];
+    base.clean_metric[g] = metric_of(p, blk.clean.ld[p]);
+    base.corrupted_metric[g] = metric_of(p, blk.corrupted.ld[p]);
+  }
+
+  // (source - target) x gradient per (kind, layer, row), summed over each cell's slice.
+  const int passes = static_cast<int>(blk.grads.size());
+  std::vector<float> prod;
+  std::vector<double> est(static_cast<size_t>(blk.P) * n_cells * passes, 0.0);
+  for (int c = cell_begin; c < cell_end; ++c) {
+    const PatchCell& cell = grid_.cells[c];
+    const HookPoint hp{cell.kind, cell.layer};
+    const Tensor& src = blk.source->plan.activations().at(hp);
+    const Tensor& tgt = blk.target->plan.activations().at(hp);
+    const int64_t row_size = src.numel() / blk.P;
+    const bool exact_qk = opt_.qk_fix && (cell.kind == HookKind::Q || cell.kind == HookKind::K);
+    for (int p = 0; p < blk.P; ++p) {
+      if (cell.pos >= static_cast<int>(data_.pairs[pair_begin + p].clean.size())) continue;
+      for (int g = 0; g < passes; ++g) {
+        double e;
+        if (exact_qk) {
+          const auto& a_t = blk.target->plan.activations();
+          const auto& a_s = blk.source->plan.activations();
+          e = qk_fixed_estimate(cell, p, T, static_cast<int>(data_.pairs[pair_begin + p].clean.size()), cfg,
+                                a_t.at(HookPoint{HookKind::Q, cell.layer}).data,
+                                a_t.at(HookPoint{HookKind::K, cell.layer}).data,
+                                a_s.at(HookPoint{HookKind::Q, cell.layer}).data,
+                                a_s.at(HookPoint{HookKind::K, cell.layer}).data,
+                                a_t.at(HookPoint{HookKind::Pattern, cell.layer}).data,
+                                blk.grads[g].at(HookPoint{HookKind::Pattern, cell.layer}).data);
+        } else {
+          const float* grad = blk.grads[g].at(hp).data + p * row_size;
+          prod.resize(static_cast<size_t>(row_size));
+          for (int64_t i = 0; i < row_size; ++i)
+            prod[i] = (src.data[p * row_size + i] - tgt.data[p * row_size + i]) * grad[i];
+          e = slice_sum(cell, prod.data(), cfg, T);
+        }
+        est[(static_cast<size_t>(p) * n_cells + (c - cell_begin)) * passes + g] = e;
+      }
+    }
+  }
+  for (int p = 0; p < blk.P; ++p) {
+    const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
+    for (int c = cell_begin; c < cell_end; ++c) {
+      float& out = effect[static_cast<int64_t>(p) * n_cells + (c - cell_begin)];
+      if (grid_.cells[c].pos >= length) {
+        out = kNaN;
+        continue;
+      }
+      const double* e = &est[(static_cast<size_t>(p) * n_cells + (c - cell_begin)) * passes];
+      double delta = e[0];
+      if (opt_.grad_drop) {
+        // AtP* GradDrop: (1 / (L - 1)) sum_l |estimate with block l dropped|, with AtP's sign.
+        double mag = 0.0;
+        for (int g = 1; g < passes; ++g) mag += std::abs(e[g]);
+        mag /= std::max(1, cfg.n_layer - 1);
+        delta = std::copysign(mag, e[0]);
+      }
+      out = static_cast<float>(metric_of(p, blk.target->ld[p] + delta));
+    }
+  }
+  if (progress) progress(static_cast<int64_t>(blk.P) * n_cells, static_cast<int64_t>(blk.P) * n_cells);
+}
+
+SweepResult AttributionRunner::run() {
+  SweepResult res;
+  res.grid = grid_;
+  res.n_pairs = static_cast<int>(data_.pairs.size());
+  const int n_cells = static_cast<int>(grid_.cells.size());
+  res.effect.assign(static_cast<size_t>(res.n_pairs) * n_cells, 0.0f);
+  for (int b = 0; b < res.n_pairs; b += req_.pairs_per_block) {
+    const int e = std::min(res.n_pairs, b + req_.pairs_per_block);
+    run_block(b, e, 0, n_cells, res.effect.data() + static_cast<int64_t>(b) * n_cells, res.baselines);
+  }
+  res.mean = sweep_mean(req_.metric, res.effect, res.baselines, res.n_pairs, n_cells);
+  return res;
+}
+
+}  // namespace causeway

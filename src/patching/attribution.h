@@ -1,0 +1,46 @@
+// Attribution patching (AtP): every cell's patching effect estimated to first order from one
+// forward of each run and one backward of the target run, (source - target) . d(metric)/d(hook),
+// stored exactly like activation patching's effects so the two compare cell by cell. Two AtP*
+// fixes (Kramar et al. 2024) are options: the exact softmax for query and key cells (attention
+// saturation) and GradDrop (cancellation between paths).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "patching/sweep.h"
+
+namespace causeway {
+
+struct AttributionOptions {
+  bool qk_fix = false;     // q/k cells: recompute the attention pattern, linearize from there
+  bool grad_drop = false;  // magnitude: mean over layers l of |estimate with block l dropped|
+};
+
+class AttributionRunner final : public SweepEngine {
+ public:
+  // Only activation sources (denoising / noising) and logit-difference metrics have a
+  // gradient here; anything else is an InputError naming the experiment's key.
+  AttributionRunner(GPT2Model& model, const PairDataset& data, SweepRequest request,
+                    AttributionOptions options);
+  ~AttributionRunner() override;
+
+  const SweepGrid& grid() const override { return grid_; }
+  void run_block(int pair_begin, int pair_end, int cell_begin, int cell_end, float* effect,
+                 SweepBaselines& baselines, const SweepProgress& progress = nullptr) override;
+  SweepResult run();
+
+ private:
+  struct Block;
+  void prepare(Block& blk, int pair_begin, int pair_end);
+
+  GPT2Model& model_;
+  const PairDataset& data_;
+  SweepRequest req_;
+  AttributionOptions opt_;
+  SweepGrid grid_;
+  std::vector<HookKind> kinds_;
+  std::unique_ptr<Block> block_;
+};
+
+}  // namespace causeway
