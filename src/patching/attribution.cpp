@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "core/error.h"
 #include "patching/patch.h"
@@ -186,25 +187,40 @@ void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, 
     base.corrupted_metric[g] = metric_of(p, blk.corrupted.ld[p]);
   }
 
-  // (source - target) x gradient per (kind, layer, row), summed over each cell's slice.
+  // (source - target) x gradient per (kind, layer), computed once for all pairs and passes,
+  // then summed over each cell's slice.
   const int passes = static_cast<int>(blk.grads.size());
-  std::vector<float> prod;
+  std::map<HookPoint, std::vector<float>> products;
+  auto product = [&](const HookPoint& hp) -> const std::vector<float>& {
+    auto it = products.find(hp);
+    if (it != products.end()) return it->second;
+    const Tensor& src = blk.source->plan.activations().at(hp);
+    const Tensor& tgt = blk.target->plan.activations().at(hp);
+    const int64_t n = src.numel();
+    std::vector<float> out(static_cast<size_t>(n) * passes);
+    for (int g = 0; g < passes; ++g) {
+      const float* grad = blk.grads[g].at(hp).data;
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
+      for (int64_t i = 0; i < n; ++i) out[g * n + i] = (src.data[i] - tgt.data[i]) * grad[i];
+    }
+    return products.emplace(hp, std::move(out)).first->second;
+  };
   std::vector<double> est(static_cast<size_t>(blk.P) * n_cells * passes, 0.0);
   for (int c = cell_begin; c < cell_end; ++c) {
     const PatchCell& cell = grid_.cells[c];
     const HookPoint hp{cell.kind, cell.layer};
-    const Tensor& src = blk.source->plan.activations().at(hp);
-    const Tensor& tgt = blk.target->plan.activations().at(hp);
-    const int64_t row_size = src.numel() / blk.P;
     const bool exact_qk = opt_.qk_fix && (cell.kind == HookKind::Q || cell.kind == HookKind::K);
+    const std::vector<float>* prod = exact_qk ? nullptr : &product(hp);
+    const int64_t n = blk.source->plan.activations().at(hp).numel(), row_size = n / blk.P;
     for (int p = 0; p < blk.P; ++p) {
-      if (cell.pos >= static_cast<int>(data_.pairs[pair_begin + p].clean.size())) continue;
+      const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
+      if (cell.pos >= length) continue;
       for (int g = 0; g < passes; ++g) {
         double e;
         if (exact_qk) {
           const auto& a_t = blk.target->plan.activations();
           const auto& a_s = blk.source->plan.activations();
-          e = qk_fixed_estimate(cell, p, T, static_cast<int>(data_.pairs[pair_begin + p].clean.size()), cfg,
+          e = qk_fixed_estimate(cell, p, T, length, cfg,
                                 a_t.at(HookPoint{HookKind::Q, cell.layer}).data,
                                 a_t.at(HookPoint{HookKind::K, cell.layer}).data,
                                 a_s.at(HookPoint{HookKind::Q, cell.layer}).data,
@@ -212,11 +228,7 @@ void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, 
                                 a_t.at(HookPoint{HookKind::Pattern, cell.layer}).data,
                                 blk.grads[g].at(HookPoint{HookKind::Pattern, cell.layer}).data);
         } else {
-          const float* grad = blk.grads[g].at(hp).data + p * row_size;
-          prod.resize(static_cast<size_t>(row_size));
-          for (int64_t i = 0; i < row_size; ++i)
-            prod[i] = (src.data[p * row_size + i] - tgt.data[p * row_size + i]) * grad[i];
-          e = slice_sum(cell, prod.data(), cfg, T);
+          e = slice_sum(cell, prod->data() + g * n + p * row_size, cfg, T);
         }
         est[(static_cast<size_t>(p) * n_cells + (c - cell_begin)) * passes + g] = e;
       }
