@@ -34,7 +34,8 @@ struct AttributionRunner::Block {
 };
 
 AttributionRunner::AttributionRunner(GPT2Model& model, const PairDataset& data,
-                                     SweepRequest request, AttributionOptions options)
+                                     SweepRequest request, AttributionOptions options,
+                                     const std::vector<SweepSpec>& also)
     : model_(model), data_(data), req_(std::move(request)), opt_(options) {
   if (data_.pairs.empty()) throw InputError(data_.source, "", "no prompt pairs");
   data_.require_aligned();
@@ -50,6 +51,11 @@ AttributionRunner::AttributionRunner(GPT2Model& model, const PairDataset& data,
   for (const PromptPair& p : data_.pairs) T = std::max(T, static_cast<int>(p.clean.size()));
   grid_ = make_grid(req_.spec, model_.config(), T);
   kinds_ = patched_kinds(req_.spec);
+  for (const SweepSpec& spec : also) {
+    also_.push_back(make_grid(spec, model_.config(), T));
+    for (HookKind k : patched_kinds(spec))
+      if (std::find(kinds_.begin(), kinds_.end(), k) == kinds_.end()) kinds_.push_back(k);
+  }
 }
 
 AttributionRunner::~AttributionRunner() = default;
@@ -164,6 +170,13 @@ double qk_fixed_estimate(const PatchCell& cell, int row, int T, int length, cons
 void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, int cell_end,
                                   float* effect, SweepBaselines& base,
                                   const SweepProgress& progress) {
+  estimate(grid_, pair_begin, pair_end, cell_begin, cell_end, effect, base);
+  if (progress) progress(int64_t{1}, int64_t{1});
+}
+
+void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair_end,
+                                 int cell_begin, int cell_end, float* effect,
+                                 SweepBaselines& base) {
   const ModelConfig& cfg = model_.config();
   if (!block_ || block_->begin != pair_begin || block_->begin + block_->P != pair_end) {
     block_ = std::make_unique<Block>();
@@ -207,7 +220,7 @@ void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, 
   };
   std::vector<double> est(static_cast<size_t>(blk.P) * n_cells * passes, 0.0);
   for (int c = cell_begin; c < cell_end; ++c) {
-    const PatchCell& cell = grid_.cells[c];
+    const PatchCell& cell = grid.cells[c];
     const HookPoint hp{cell.kind, cell.layer};
     const bool exact_qk = opt_.qk_fix && (cell.kind == HookKind::Q || cell.kind == HookKind::K);
     const std::vector<float>* prod = exact_qk ? nullptr : &product(hp);
@@ -238,7 +251,7 @@ void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, 
     const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
     for (int c = cell_begin; c < cell_end; ++c) {
       float& out = effect[static_cast<int64_t>(p) * n_cells + (c - cell_begin)];
-      if (grid_.cells[c].pos >= length) {
+      if (grid.cells[c].pos >= length) {
         out = kNaN;
         continue;
       }
@@ -254,21 +267,31 @@ void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, 
       out = static_cast<float>(metric_of(p, blk.target->ld[p] + delta));
     }
   }
-  if (progress) progress(static_cast<int64_t>(blk.P) * n_cells, static_cast<int64_t>(blk.P) * n_cells);
 }
 
-SweepResult AttributionRunner::run() {
-  SweepResult res;
-  res.grid = grid_;
-  res.n_pairs = static_cast<int>(data_.pairs.size());
-  const int n_cells = static_cast<int>(grid_.cells.size());
-  res.effect.assign(static_cast<size_t>(res.n_pairs) * n_cells, 0.0f);
-  for (int b = 0; b < res.n_pairs; b += req_.pairs_per_block) {
-    const int e = std::min(res.n_pairs, b + req_.pairs_per_block);
-    run_block(b, e, 0, n_cells, res.effect.data() + static_cast<int64_t>(b) * n_cells, res.baselines);
+SweepResult AttributionRunner::run() { return run_all().front(); }
+
+std::vector<SweepResult> AttributionRunner::run_all() {
+  std::vector<const SweepGrid*> grids{&grid_};
+  for (const SweepGrid& g : also_) grids.push_back(&g);
+  std::vector<SweepResult> out(grids.size());
+  const int P = static_cast<int>(data_.pairs.size());
+  for (size_t i = 0; i < grids.size(); ++i) {
+    out[i].grid = *grids[i];
+    out[i].n_pairs = P;
+    out[i].effect.assign(static_cast<size_t>(P) * grids[i]->cells.size(), 0.0f);
   }
-  res.mean = sweep_mean(req_.metric, res.effect, res.baselines, res.n_pairs, n_cells);
-  return res;
+  for (int b = 0; b < P; b += req_.pairs_per_block) {
+    const int e = std::min(P, b + req_.pairs_per_block);
+    for (size_t i = 0; i < grids.size(); ++i) {
+      const int n_cells = static_cast<int>(grids[i]->cells.size());
+      estimate(*grids[i], b, e, 0, n_cells, out[i].effect.data() + static_cast<int64_t>(b) * n_cells,
+               out[i].baselines);
+    }
+  }
+  for (SweepResult& r : out)
+    r.mean = sweep_mean(req_.metric, r.effect, r.baselines, P, static_cast<int64_t>(r.grid.cells.size()));
+  return out;
 }
 
 }  // namespace causeway

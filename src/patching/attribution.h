@@ -21,24 +21,31 @@ class AttributionRunner final : public SweepEngine {
  public:
   // Only activation sources (denoising / noising) and logit-difference metrics have a
   // gradient here; anything else is an InputError naming the experiment's key.
+  // `also`: further sweeps served by the same forwards and backward (run_all), e.g. every
+  // head and every neuron from one pass.
   AttributionRunner(GPT2Model& model, const PairDataset& data, SweepRequest request,
-                    AttributionOptions options);
+                    AttributionOptions options, const std::vector<SweepSpec>& also = {});
   ~AttributionRunner() override;
 
   const SweepGrid& grid() const override { return grid_; }
   void run_block(int pair_begin, int pair_end, int cell_begin, int cell_end, float* effect,
                  SweepBaselines& baselines, const SweepProgress& progress = nullptr) override;
   SweepResult run();
+  // The request's sweep, then each of `also`, sharing every pair block's passes.
+  std::vector<SweepResult> run_all();
 
  private:
   struct Block;
   void prepare(Block& blk, int pair_begin, int pair_end);
+  void estimate(const SweepGrid& grid, int pair_begin, int pair_end, int cell_begin, int cell_end,
+                float* effect, SweepBaselines& baselines);
 
   GPT2Model& model_;
   const PairDataset& data_;
   SweepRequest req_;
   AttributionOptions opt_;
   SweepGrid grid_;
+  std::vector<SweepGrid> also_;
   std::vector<HookKind> kinds_;
   std::unique_ptr<Block> block_;
 };

@@ -256,6 +256,22 @@ TEST(Attribution, QueryKeyFixHelpsUnderSaturatedAttention) {
   }
 }
 
+TEST(Attribution, SweepsSharingOnePassEqualSeparateRuns) {
+  SweepRequest req = request(SweepKind::HeadOut, false, Direction::Noising);
+  req.pairs_per_block = 4;  // two pair blocks
+  const std::vector<SweepSpec> also = {{SweepKind::MlpNeuron, false}, {SweepKind::ResidPre, true}};
+  const auto shared = AttributionRunner(tiny(), pairs(), req, {}, also).run_all();
+  ASSERT_EQ(shared.size(), 3u);
+  for (size_t i = 0; i < shared.size(); ++i) {
+    SweepRequest one = req;
+    if (i > 0) one.spec = also[i - 1];
+    const SweepResult alone = AttributionRunner(tiny(), pairs(), one, {}).run();
+    ASSERT_EQ(alone.effect.size(), shared[i].effect.size());
+    for (size_t j = 0; j < alone.effect.size(); ++j)
+      if (!std::isnan(alone.effect[j])) EXPECT_FLOAT_EQ(alone.effect[j], shared[i].effect[j]);
+  }
+}
+
 TEST(Attribution, GradDropKeepsTheSignAndZeroForAnIdenticalPair) {
   SweepRequest req = request(SweepKind::HeadOut, false, Direction::Denoising);
   const SweepResult plain = AttributionRunner(tiny(), pairs(), req, {}).run();
