@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "reference"))
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import reference_models  # noqa: E402
@@ -71,13 +72,24 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", default="/tmp/gpt2-small-random")
     ap.add_argument("--build", default=str(ROOT / "build" / "release"))
+    ap.add_argument("--reuse", metavar="DIR",
+                    help="a previous run's folder (printed at the end): reuse its pairs and causeway result")
+    ap.add_argument("--tl-cells", type=int, default=24,
+                    help="time TransformerLens on at most this many cells per sweep, then scale")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model_dir = pathlib.Path(args.model_dir)
     ensure_model(model_dir)
     causeway = pathlib.Path(args.build) / "causeway"
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="causeway-bench-"))
-    chosen, pairs_file = ioi_pairs(causeway, model_dir, args.pairs, tmp)
+    tmp = pathlib.Path(args.reuse or tempfile.mkdtemp(prefix="causeway-bench-"))
+    if args.reuse:
+        chosen = [json.loads(l) for l in (tmp / "pairs.jsonl").read_text().splitlines()]
+        for r in chosen:
+            r["clean_ids"], r["corrupted_ids"] = r["clean"], r["corrupted"]
+            r["answer_ids"], r["wrong_ids"] = r["answer"], r["wrong"]
+        pairs_file = tmp / "pairs.jsonl"
+    else:
+        chosen, pairs_file = ioi_pairs(causeway, model_dir, args.pairs, tmp)
 
     from transformers import GPT2LMHeadModel
     import transformer_lens.patching as patching
@@ -105,20 +117,32 @@ def main():
         cfg += ["[[experiment]]", f'name = "{fn}"', f'sweep = "{sweep}"', f'positions = "{pos}"',
                 "batch_rows = 256"]
     (tmp / "bench.toml").write_text("\n".join(cfg) + "\n")
-    subprocess.run([str(causeway), "run", str(tmp / "bench.toml"), "--quiet", "--overwrite"], check=True)
+    if not args.reuse:
+        subprocess.run([str(causeway), "run", str(tmp / "bench.toml"), "--quiet", "--overwrite"], check=True)
     out = h5py.File(tmp / "out.h5", "r")
 
     print(f"{args.pairs} IOI pairs of {clean.shape[1]} tokens, GPT-2-small-shaped random weights, "
           f"{args.threads} threads, denoising, normalized logit difference")
-    print(f"{'sweep':<40} {'TL s':>8} {'causeway s':>11} {'speed-up':>9} {'max |diff|':>11}")
+    print(f"TransformerLens runs one forward of the whole batch per grid cell; sweeps with more than "
+          f"{args.tl_cells} cells are timed on {args.tl_cells} random cells (index_df) and scaled.")
+    print(f"{'sweep':<40} {'cells':>6} {'TL s':>9} {'causeway s':>11} {'speed-up':>9} {'max |diff|':>11}")
+    rng = np.random.default_rng(0)
     for fn, _, _ in SWEEPS:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            ref = getattr(patching, fn)(tl, corrupted, clean_cache, metric).numpy()
-        tl_s = time.perf_counter() - t0
         ours = out[f"experiments/{fn}/mean"][...]
         ours_s = float(out[f"experiments/{fn}"].attrs["compute_seconds"])
-        print(f"{fn:<40} {tl_s:>8.2f} {ours_s:>11.2f} {tl_s / ours_s:>8.1f}x {np.abs(ours - ref).max():>11.2e}")
+        cells = ours.size
+        index = np.array(list(np.ndindex(ours.shape)))
+        chosen_cells = index if cells <= args.tl_cells else index[rng.choice(cells, args.tl_cells, replace=False)]
+        axis_names = getattr(patching, fn).keywords["index_axis_names"]
+        df = pd.DataFrame(chosen_cells, columns=list(axis_names))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ref = getattr(patching, fn)(tl, corrupted, clean_cache, metric, index_axis_names=None, index_df=df).numpy().reshape(-1)
+        tl_s = (time.perf_counter() - t0) * cells / len(chosen_cells)
+        diff = np.abs(ours[tuple(chosen_cells.T)] - ref).max()
+        scaled = "" if cells <= args.tl_cells else "*"
+        print(f"{fn:<40} {cells:>6} {tl_s:>8.1f}{scaled or ' '} {ours_s:>11.2f} {tl_s / ours_s:>8.1f}x {diff:>11.2e}")
+    print(f"* scaled from the sampled cells; files in {tmp} (--reuse {tmp})")
 
 
 if __name__ == "__main__":

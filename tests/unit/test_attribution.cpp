@@ -15,21 +15,14 @@
 #include "patching/attribution.h"
 #include "patching/patch.h"
 #include "patching/sweep.h"
+#include "tiny_model.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kData = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
-
-GPT2Model& tiny() {
-  static GPT2Model model = GPT2Model::load(kData / "tiny-gpt2");
-  return model;
-}
-
-const PairDataset& pairs() {
-  static PairDataset d = load_pairs_jsonl(kData / "tiny-gpt2-patching-pairs.jsonl", nullptr);
-  return d;
-}
+const std::filesystem::path& kData = fixtures::kDataDir;
+GPT2Model& tiny() { return fixtures::tiny_model(); }
+const PairDataset& pairs() { return fixtures::golden_pairs(); }
 
 const SafetensorsFile& goldens() {
   static SafetensorsFile f = SafetensorsFile::open(kData / "tiny-gpt2-gradient-goldens.safetensors");

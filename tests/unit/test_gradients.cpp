@@ -7,16 +7,12 @@
 #include <random>
 
 #include "model/gpt2.h"
+#include "tiny_model.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kData = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
-
-GPT2Model& tiny() {
-  static GPT2Model model = GPT2Model::load(kData / "tiny-gpt2");
-  return model;
-}
+GPT2Model& tiny() { return fixtures::tiny_model(); }
 
 // Sum over rows of logit[answer] - logit[wrong] at each row's last position.
 double metric(const TokenBatch& batch, HookPlan& plan, const std::vector<int>& answer,

@@ -12,21 +12,14 @@
 #include "model/gpt2.h"
 #include "model/safetensors.h"
 #include "patching/sweep.h"
+#include "tiny_model.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kData = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
-
-GPT2Model& tiny_model() {
-  static GPT2Model model = GPT2Model::load(kData / "tiny-gpt2");
-  return model;
-}
-
-const PairDataset& golden_pairs() {
-  static PairDataset d = load_pairs_jsonl(kData / "tiny-gpt2-patching-pairs.jsonl", nullptr);
-  return d;
-}
+const std::filesystem::path& kData = fixtures::kDataDir;
+using fixtures::golden_pairs;
+using fixtures::tiny_model;
 
 // Pairs of random tokens; corrupted differs from clean at two positions.
 PairDataset random_pairs(int n, int T, uint32_t seed, bool identical = false) {
