@@ -13,5 +13,6 @@ using Command = std::function<int()>;
 Command add_logits_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
 
 }  // namespace causeway::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   causeway::cli::Command logits = causeway::cli::add_logits_command(app);
   causeway::cli::Command run = causeway::cli::add_run_command(app);
   causeway::cli::Command data = causeway::cli::add_data_command(app);
+  causeway::cli::Command train = causeway::cli::add_train_command(app);
 
   try {
     app.parse(argc, argv);
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("logits")) return logits();
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("data")) return data();
+    if (app.got_subcommand("train")) return train();
   } catch (const causeway::InputError& e) {
     std::fprintf(stderr, "causeway: error: %s\n", e.what());
     return causeway::kExitInputError;

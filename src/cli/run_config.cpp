@@ -7,99 +7,16 @@
 #include <set>
 #include <sstream>
 
+#include "cli/toml_table.h"
 #include "core/error.h"
 
 namespace causeway {
 
 namespace {
 
-// Reads keys of one table, remembering which were used so unknown keys can be reported.
-class Table {
- public:
-  Table(const toml::table& t, std::string file, std::string where)
-      : t_(t), file_(std::move(file)), where_(std::move(where)) {}
-
-  [[noreturn]] void fail(const std::string& key, const std::string& detail) const {
-    throw InputError(file_, where_ + "." + key, detail);
-  }
-
-  template <typename T>
-  std::optional<T> get(const std::string& key) {
-    used_.insert(key);
-    const toml::node* n = t_.get(key);
-    if (!n) return std::nullopt;
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (auto v = n->value<std::string>()) return *v;
-      fail(key, "must be a string");
-    } else if constexpr (std::is_same_v<T, double>) {
-      if (auto v = n->value<double>()) return *v;
-      fail(key, "must be a number");
-    } else {
-      if (auto v = n->value<int64_t>()) return static_cast<T>(*v);
-      fail(key, "must be an integer");
-    }
-  }
-  template <typename T>
-  T get_or(const std::string& key, T fallback) {
-    auto v = get<T>(key);
-    return v ? *v : fallback;
-  }
-  std::string require_string(const std::string& key) {
-    auto v = get<std::string>(key);
-    if (!v) fail(key, "is required");
-    return *v;
-  }
-  std::vector<int> int_list(const std::string& key) {
-    used_.insert(key);
-    std::vector<int> out;
-    const toml::node* n = t_.get(key);
-    if (!n) return out;
-    const toml::array* a = n->as_array();
-    if (!a) fail(key, "must be an array of integers");
-    for (const toml::node& e : *a) {
-      auto v = e.value<int64_t>();
-      if (!v) fail(key, "must be an array of integers");
-      out.push_back(static_cast<int>(*v));
-    }
-    return out;
-  }
-  const toml::node* raw(const std::string& key) {
-    used_.insert(key);
-    return t_.get(key);
-  }
-  void reject_unknown() const {
-    for (const auto& [k, v] : t_)
-      if (!used_.count(std::string(k.str()))) fail(std::string(k.str()), "unknown key");
-  }
-
- private:
-  const toml::table& t_;
-  std::string file_, where_;
-  std::set<std::string> used_;
-};
-
-const toml::table& sub_table(const toml::table& root, const std::string& name,
-                             const std::string& file) {
-  const toml::node* n = root.get(name);
-  if (!n || !n->as_table()) throw InputError(file, "[" + name + "]", "table is required");
-  return *n->as_table();
-}
-
-template <typename E>
-E choose(Table& t, const std::string& key, const std::string& fallback,
-         const std::vector<std::pair<std::string, E>>& options) {
-  const std::string v = t.get_or<std::string>(key, fallback);
-  std::string known;
-  for (const auto& [name, e] : options) {
-    if (v == name) return e;
-    known += (known.empty() ? "" : ", ") + name;
-  }
-  t.fail(key, "'" + v + "' is not one of: " + known);
-}
-
 ExperimentConfig parse_experiment(const toml::table& t, const std::string& file, int index) {
   ExperimentConfig e;
-  Table x(t, file, "experiment[" + std::to_string(index) + "]");
+  Table x(&t, file, "experiment[" + std::to_string(index) + "]");
   e.name = x.require_string("name");
   if (e.name.empty() || e.name.find('/') != std::string::npos)
     x.fail("name", "must be non-empty and contain no '/'");
@@ -166,23 +83,12 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
 }  // namespace
 
 RunConfig RunConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path.string(), "", "cannot read the config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
+  return parse(read_config_text(path), path);
 }
 
 RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path& path) {
   const std::string file = path.string();
-  toml::table root;
-  try {
-    root = toml::parse(text, file);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream where;
-    where << "line " << e.source().begin.line;
-    throw InputError(file, where.str(), std::string(e.description()));
-  }
+  const toml::table root = parse_toml(text, file);
   RunConfig c;
   c.path = path;
   c.text = text;
@@ -192,12 +98,12 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
     return q.is_absolute() ? q : base / q;
   };
 
-  Table model(sub_table(root, "model", file), file, "model");
+  Table model(table_of(root, "model", file, true), file, "model");
   c.model = resolve(model.require_string("path"));
   c.threads = model.get_or<int>("threads", 0);
   model.reject_unknown();
 
-  Table data(sub_table(root, "data", file), file, "data");
+  Table data(table_of(root, "data", file, true), file, "data");
   if (auto f = data.get<std::string>("file")) c.data_file = resolve(*f);
   c.generator = data.get_or<std::string>("generator", "");
   if (c.data_file.empty() == c.generator.empty())
@@ -213,7 +119,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
   }
   data.reject_unknown();
 
-  Table out(sub_table(root, "output", file), file, "output");
+  Table out(table_of(root, "output", file, true), file, "output");
   c.output = resolve(out.require_string("path"));
   if (const toml::node* cache = out.raw("cache")) {
     const toml::array* a = cache->as_array();
@@ -226,9 +132,8 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
   }
   out.reject_unknown();
 
-  if (const toml::node* par = root.get("parallel")) {
-    if (!par->as_table()) throw InputError(file, "[parallel]", "must be a table");
-    Table p(*par->as_table(), file, "parallel");
+  if (const toml::table* par = table_of(root, "parallel", file, false)) {
+    Table p(par, file, "parallel");
     c.tp = p.get_or<int>("tp", 1);
     c.schedule = choose<std::string>(p, "schedule", "static", {{"static", "static"}, {"dynamic", "dynamic"}});
     c.pairs_per_item = p.get_or<int>("pairs_per_item", 32);
