@@ -1,6 +1,8 @@
 // The causeway program end to end: output files against goldens, and for each kind of bad
 // input one clear line on stderr and exit code 2.
 #include <gtest/gtest.h>
+
+#include "cli_support.h"
 #include <sys/wait.h>
 
 #include <cmath>
@@ -19,22 +21,8 @@ namespace fs = std::filesystem;
 const fs::path kData = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 const fs::path kTiny = kData / "tiny-gpt2";
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = fixtures::CliResult;
+const auto run = fixtures::run_causeway;
 
 class TempDir {
  public:

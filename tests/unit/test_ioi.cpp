@@ -15,21 +15,16 @@
 #include "data/ioi.h"
 #include "data/prompt_pairs.h"
 #include "model/tokenizer.h"
+#include "cli_support.h"
 
 namespace causeway {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kGpt2Tokenizer = fs::path(CAUSEWAY_SHARED_DIR) / "data/gpt2-tokenizer";
+const fs::path& kGpt2Tokenizer = fixtures::kGpt2TokenizerDir;
 const fs::path kTinyModel = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data/tiny-gpt2";
 
-const Tokenizer* gpt2() {
-  static const std::unique_ptr<Tokenizer> tok =
-      fs::exists(kGpt2Tokenizer / "vocab.json")
-          ? std::make_unique<Tokenizer>(Tokenizer::from_model_dir(kGpt2Tokenizer))
-          : nullptr;
-  return tok.get();
-}
+const Tokenizer* gpt2() { return fixtures::gpt2_tokenizer(); }
 
 #define REQUIRE_GPT2()                                                                  \
   if (!gpt2()) GTEST_SKIP() << "GPT-2 tokenizer not found: looked for vocab.json and "  \
@@ -209,23 +204,8 @@ TEST(Ioi, TooFewSingleTokenNames) {
   }
 }
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_cli(const std::string& args) {
-  const std::string cmd = std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = fixtures::CliResult;
+const auto run_cli = fixtures::run_causeway;
 
 TEST(IoiCli, DataWithoutASubcommandShowsHelp) {
   const Result r = run_cli("data");

@@ -10,22 +10,17 @@
 
 #include "core/error.h"
 #include "data/prompt_pairs.h"
+#include "cli_support.h"
 #include "model/tokenizer.h"
 
 namespace causeway {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kGpt2Tokenizer = fs::path(CAUSEWAY_SHARED_DIR) / "data/gpt2-tokenizer";
+const fs::path& kGpt2Tokenizer = fixtures::kGpt2TokenizerDir;
 
 // The real GPT-2 tokenizer, or null when the shared folder does not have it.
-const Tokenizer* gpt2() {
-  static const std::unique_ptr<Tokenizer> tok =
-      fs::exists(kGpt2Tokenizer / "vocab.json")
-          ? std::make_unique<Tokenizer>(Tokenizer::from_model_dir(kGpt2Tokenizer))
-          : nullptr;
-  return tok.get();
-}
+const Tokenizer* gpt2() { return fixtures::gpt2_tokenizer(); }
 
 #define REQUIRE_GPT2()                                                                  \
   if (!gpt2()) GTEST_SKIP() << "GPT-2 tokenizer not found: looked for vocab.json and "  \
@@ -48,20 +43,7 @@ void expect_error(const std::string& text, const Tokenizer* tok,
   }
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("causeway-pairs-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using fixtures::TempDir;
 
 const std::string kOk = R"({"clean": [1, 2, 3], "corrupted": [1, 4, 3], "answer": 5, "wrong": 6})";
 

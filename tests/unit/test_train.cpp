@@ -3,6 +3,8 @@
 // Hugging Face checkpoint writer, `causeway train` configs, and the committed model organisms
 // (models/induction-2l, models/ioi-toy).
 #include <gtest/gtest.h>
+
+#include "cli_support.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,20 +37,7 @@ namespace fs = std::filesystem;
 const fs::path kRoot = CAUSEWAY_SOURCE_DIR;
 const fs::path kData = kRoot / "tests/data";
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("causeway-train-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using fixtures::TempDir;
 
 // ------------------------------------------------------------------------------------------
 // AdamW and the schedule
@@ -438,22 +427,8 @@ TEST(TrainConfig, ErrorsNameTableAndKey) {
 // ------------------------------------------------------------------------------------------
 // The command
 
-struct CommandResult {
-  int code = -1;
-  std::string output;
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using CommandResult = fixtures::CliResult;
+const auto run = fixtures::run_causeway;
 
 TEST(TrainCommand, TrainsSavesAndRefusesToOverwrite) {
   TempDir tmp;
