@@ -95,7 +95,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
   const std::filesystem::path base = path.parent_path();
   auto resolve = [&](const std::string& p) {
     std::filesystem::path q(p);
-    return q.is_absolute() ? q : base / q;
+    return q.is_absolute() ? q : (base / q).lexically_normal();
   };
 
   Table model(table_of(root, "model", file, true), file, "model");
