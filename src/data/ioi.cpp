@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "model/tokenizer.h"
 
 namespace causeway {
@@ -94,20 +95,9 @@ std::vector<Word> all_words(std::span<const std::string_view> words) {
   return out;
 }
 
-// Uniform in [0, n) by rejection: std::uniform_int_distribution's algorithm differs between
-// standard libraries, which would make datasets depend on the compiler.
-uint64_t below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t max = std::numeric_limits<uint64_t>::max();
-  const uint64_t limit = max - max % n;
-  uint64_t x;
-  do x = rng();
-  while (x >= limit);
-  return x % n;
-}
-
 // Uniform in [0, n) excluding the (distinct) values in `skip`.
 uint64_t below_except(std::mt19937_64& rng, uint64_t n, std::vector<uint64_t> skip) {
-  uint64_t x = below(rng, n - skip.size());
+  uint64_t x = uniform_below(rng, n - skip.size());
   std::sort(skip.begin(), skip.end());
   for (uint64_t s : skip)
     if (x >= s) ++x;
@@ -174,7 +164,7 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
   // Exactly half ABBA (the odd one out BABA), in shuffled order.
   std::vector<char> abba(opt.n, 0);
   std::fill(abba.begin(), abba.begin() + opt.n / 2, 1);
-  for (size_t i = abba.size(); i > 1; --i) std::swap(abba[i - 1], abba[below(rng, i)]);
+  for (size_t i = abba.size(); i > 1; --i) std::swap(abba[i - 1], abba[uniform_below(rng, i)]);
 
   const bool swap = opt.corruption == IoiOptions::Corruption::SubjectSwap;
   std::vector<IoiPair> out;
@@ -183,13 +173,13 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
     IoiPair r;
     r.abba = abba[i] != 0;
     r.template_index = opt.template_index >= 0 ? opt.template_index
-                                               : static_cast<int>(below(rng, kTemplates.size()));
+                                               : static_cast<int>(uniform_below(rng, kTemplates.size()));
     // C is drawn for both kinds so that the clean prompts do not depend on the corruption.
-    const uint64_t io = below(rng, names.size());
+    const uint64_t io = uniform_below(rng, names.size());
     const uint64_t s = below_except(rng, names.size(), {io});
     const uint64_t c = below_except(rng, names.size(), {io, s});
-    const Word& place = places[below(rng, places.size())];
-    const Word& object = objects[below(rng, objects.size())];
+    const Word& place = places[uniform_below(rng, places.size())];
+    const Word& object = objects[uniform_below(rng, objects.size())];
     const Word& IO = names[io];
     const Word& S = names[s];
     const Word& C = names[c];

@@ -61,18 +61,26 @@ void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, c
   auto act = [&](HookKind kind, int layer) { return acts.at(HookPoint{kind, layer}).data; };
   GPT2Weights* wg = req.weight_grads;
   float* d_resid = w.d_resid.data();
+  // Back through a layer norm whose statistics of `x` are in w.mean / w.rstd: the scale hook's
+  // gradient if wanted, then (unless `skip`) the input gradient added to the residual stream's.
+  auto norm_backward = [&](HookPoint scale, const float* d_out, const float* x, const Tensor& weight,
+                           float* d_weight, float* d_bias, bool skip) {
+    if (wanted[slot(scale)]) {
+      scale_gradient(w.d_tmp.data(), d_out, x, w.mean.data(), w.rstd.data(), weight.data, N, C);
+      store(scale.kind, scale.layer, w.d_tmp.data());
+    }
+    if (!skip)
+      be.layernorm_backward(d_resid, d_weight, d_bias, d_out, x, w.mean.data(), w.rstd.data(),
+                            weight.data, N, C);
+  };
 
   // ln_final
   {
     const float* x = act(HookKind::ResidPost, cfg_.n_layer - 1);
     be.layernorm_stats(w.mean.data(), w.rstd.data(), x, N, C, eps);
-    if (wanted[slot({HookKind::LnFinalScale, -1})]) {
-      scale_gradient(w.d_tmp.data(), d_final, x, w.mean.data(), w.rstd.data(), weights_.ln_final_w.data, N, C);
-      store(HookKind::LnFinalScale, -1, w.d_tmp.data());
-    }
     std::fill(d_resid, d_resid + N * C, 0.0f);
-    be.layernorm_backward(d_resid, wg ? wg->ln_final_w.data : nullptr, wg ? wg->ln_final_b.data : nullptr,
-                          d_final, x, w.mean.data(), w.rstd.data(), weights_.ln_final_w.data, N, C);
+    norm_backward({HookKind::LnFinalScale, -1}, d_final, x, weights_.ln_final_w,
+                  wg ? wg->ln_final_w.data : nullptr, wg ? wg->ln_final_b.data : nullptr, false);
   }
 
   for (int L = cfg_.n_layer - 1; L >= 0; --L) {
@@ -97,13 +105,8 @@ void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, c
                          bw.ln2_b.data, N, C, eps);
     be.matmul_backward(w.d_ln.data(), g ? g->W_in.data : nullptr, g ? g->b_in.data : nullptr,
                        w.d_mlp2.data(), w.ln_out.data(), bw.W_in.data, N, C, M);
-    if (wanted[slot({HookKind::Ln2Scale, L})]) {
-      scale_gradient(w.d_tmp.data(), w.d_ln.data(), mid, w.mean.data(), w.rstd.data(), bw.ln2_w.data, N, C);
-      store(HookKind::Ln2Scale, L, w.d_tmp.data());
-    }
-    if (!drop)
-      be.layernorm_backward(d_resid, g ? g->ln2_w.data : nullptr, g ? g->ln2_b.data : nullptr,
-                            w.d_ln.data(), mid, w.mean.data(), w.rstd.data(), bw.ln2_w.data, N, C);
+    norm_backward({HookKind::Ln2Scale, L}, w.d_ln.data(), mid, bw.ln2_w, g ? g->ln2_w.data : nullptr,
+                  g ? g->ln2_b.data : nullptr, drop);
     store(HookKind::ResidMid, L, d_resid);
 
     // Attention: resid_mid = resid_pre + W_O z + b_O
@@ -142,13 +145,8 @@ void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, c
       be.matmul_backward(w.d_tmp.data(), gW, gb, dx, w.ln_out.data(), W, N, C, C);
       be.add_forward(w.d_ln.data(), w.d_ln.data(), w.d_tmp.data(), N * C);
     }
-    if (wanted[slot({HookKind::Ln1Scale, L})]) {
-      scale_gradient(w.d_tmp.data(), w.d_ln.data(), pre_resid, w.mean.data(), w.rstd.data(), bw.ln1_w.data, N, C);
-      store(HookKind::Ln1Scale, L, w.d_tmp.data());
-    }
-    if (!drop)
-      be.layernorm_backward(d_resid, g ? g->ln1_w.data : nullptr, g ? g->ln1_b.data : nullptr,
-                            w.d_ln.data(), pre_resid, w.mean.data(), w.rstd.data(), bw.ln1_w.data, N, C);
+    norm_backward({HookKind::Ln1Scale, L}, w.d_ln.data(), pre_resid, bw.ln1_w,
+                  g ? g->ln1_w.data : nullptr, g ? g->ln1_b.data : nullptr, drop);
     store(HookKind::ResidPre, L, d_resid);
   }
   store(HookKind::Embed, -1, d_resid);

@@ -912,4 +912,16 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view token_text) const {
 
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
 
+std::vector<std::pair<uint8_t, std::string>> gpt2_byte_alphabet() {
+  // Images in code-point order are exactly GPT-2's numbering.
+  const ByteMap& bm = byte_map();
+  std::vector<std::pair<uint8_t, std::string>> out;
+  for (size_t cp = 0; cp < bm.cp_to_byte.size(); ++cp)
+    if (bm.cp_to_byte[cp] >= 0) {
+      const auto b = static_cast<uint8_t>(bm.cp_to_byte[cp]);
+      out.emplace_back(b, bm.byte_to_utf8[b]);
+    }
+  return out;
+}
+
 }  // namespace causeway

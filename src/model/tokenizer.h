@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace causeway {
@@ -71,5 +72,9 @@ class Tokenizer {
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };
+
+// GPT-2's byte-level alphabet (bytes_to_unicode in encoder.py): each byte with the printable
+// text a vocabulary uses for it, in the order GPT-2 numbers them (printable bytes first).
+std::vector<std::pair<uint8_t, std::string>> gpt2_byte_alphabet();
 
 }  // namespace causeway

@@ -8,6 +8,8 @@
 #include <limits>
 #include <random>
 
+#include "core/random.h"
+
 namespace causeway::train {
 
 // splitmix64 (Steele et al.): derives independent seeds from (seed, stream) pairs, e.g. one
@@ -26,14 +28,7 @@ class Rng {
 
   uint64_t next() { return gen_(); }
   // Uniform in [0, n), n >= 1, by rejection (no modulo bias).
-  uint64_t below(uint64_t n) {
-    const uint64_t max = std::numeric_limits<uint64_t>::max();
-    const uint64_t limit = max - max % n;
-    uint64_t x;
-    do x = gen_();
-    while (x >= limit);
-    return x % n;
-  }
+  uint64_t below(uint64_t n) { return uniform_below(gen_, n); }
   // Uniform in [lo, hi], inclusive.
   int64_t between(int64_t lo, int64_t hi) {
     return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo) + 1));

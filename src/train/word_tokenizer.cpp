@@ -9,52 +9,6 @@
 
 namespace causeway::train {
 
-namespace {
-
-void append_utf8(std::string& s, uint32_t cp) {
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-// GPT-2's bytes_to_unicode (encoder.py): printable bytes map to themselves, the rest to
-// U+0100 onwards; the vocabulary numbers the bytes in this order (printable ones first).
-struct ByteMap {
-  std::array<std::string, 256> text;  // byte -> its printable character (UTF-8)
-  std::array<int, 256> order;         // id -> byte
-};
-
-const ByteMap& byte_map() {
-  static const ByteMap m = [] {
-    ByteMap b;
-    std::array<bool, 256> printable{};
-    for (int c = '!'; c <= '~'; ++c) printable[c] = true;
-    for (int c = 0xA1; c <= 0xAC; ++c) printable[c] = true;
-    for (int c = 0xAE; c <= 0xFF; ++c) printable[c] = true;
-    int id = 0, extra = 0;
-    for (int c = 0; c < 256; ++c)
-      if (printable[c]) {
-        append_utf8(b.text[c], static_cast<uint32_t>(c));
-        b.order[id++] = c;
-      }
-    for (int c = 0; c < 256; ++c)
-      if (!printable[c]) {
-        append_utf8(b.text[c], static_cast<uint32_t>(256 + extra++));
-        b.order[id++] = c;
-      }
-    return b;
-  }();
-  return m;
-}
-
-}  // namespace
 
 Tokenizer TokenizerFiles::load() const {
   return Tokenizer::from_strings(vocab_json, merges_txt, "vocab.json (generated)",
@@ -62,13 +16,15 @@ Tokenizer TokenizerFiles::load() const {
 }
 
 TokenizerFiles make_word_tokenizer(const std::vector<std::string>& words) {
-  const ByteMap& bm = byte_map();
+  // Each byte's printable text, by byte value.
+  std::array<std::string, 256> byte_text;
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   std::set<std::string> known;
   int next_id = 0;
-  for (int i = 0; i < 256; ++i) {
-    vocab[bm.text[bm.order[i]]] = next_id++;
-    known.insert(bm.text[bm.order[i]]);
+  for (const auto& [byte, text] : gpt2_byte_alphabet()) {
+    byte_text[byte] = text;
+    vocab[text] = next_id++;
+    known.insert(text);
   }
   // Space-led words first (see the header), each in the order given.
   std::vector<std::string> ordered;
@@ -80,9 +36,9 @@ TokenizerFiles make_word_tokenizer(const std::vector<std::string>& words) {
   for (const std::string& w : ordered) {
     if (w.find(' ', 1) != std::string::npos)
       throw std::invalid_argument("make_word_tokenizer: \"" + w + "\" has an inner space");
-    std::string prefix = bm.text[static_cast<unsigned char>(w[0])];
+    std::string prefix = byte_text[static_cast<unsigned char>(w[0])];
     for (size_t i = 1; i < w.size(); ++i) {
-      const std::string& next = bm.text[static_cast<unsigned char>(w[i])];
+      const std::string& next = byte_text[static_cast<unsigned char>(w[i])];
       const std::string merged = prefix + next;
       if (known.insert(merged).second) {
         merges += prefix + " " + next + "\n";
