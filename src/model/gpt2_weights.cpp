@@ -1,12 +1,25 @@
 #include "model/gpt2_weights.h"
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "model/safetensors.h"
 
 namespace causeway {
 
 namespace {
 std::string block(int L, const char* name) { return "blocks." + std::to_string(L) + "." + name; }
+
+// A NaN or inf weight makes every result NaN; it is refused where it is stored. `slice` is a
+// column range [first, first + width) of a tensor with `row` columns, or the whole tensor.
+void require_finite_weight(const Checkpoint& ckpt, const std::string& tensor, const Tensor& t,
+                           int64_t first = 0, int64_t width = 0, int64_t row = 0) {
+  const int64_t i = first_nonfinite(t.data, t.numel());
+  if (i < 0) return;
+  const int64_t at = width ? (i / width) * row + first + i % width : i;
+  throw InputError(ckpt.file_of(tensor), tensor,
+                   "holds " + nonfinite_name(t.data[i]) + " at element " + std::to_string(at) +
+                       " (flat index); NaN and inf weights are refused");
+}
 }  // namespace
 
 std::vector<TensorSpec> GPT2Weights::table(const ModelConfig& cfg) {
@@ -63,6 +76,7 @@ GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt) {
     const std::string full = prefix + name;
     ckpt.expect_shape(full, shape, why);
     ckpt.read(full, dst.data);
+    require_finite_weight(ckpt, full, dst);
     ckpt.release(full);
   };
   whole("wte.weight", {V, C}, w.W_E);
@@ -81,6 +95,8 @@ GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt) {
     for (int i = 0; i < 3; ++i) {
       ckpt.read_columns(qkv_w, i * C, (i + 1) * C, Ws[i]->data);
       ckpt.read_columns(qkv_b, i * C, (i + 1) * C, bs[i]->data);
+      require_finite_weight(ckpt, qkv_w, *Ws[i], i * C, C, 3 * C);
+      require_finite_weight(ckpt, qkv_b, *bs[i], i * C, C, 3 * C);
     }
     ckpt.release(qkv_w);
     ckpt.release(qkv_b);

@@ -1,0 +1,26 @@
+#include "cli/fault_hooks.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace causeway::cli {
+
+namespace {
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+void fault_point(const char* stage, int rank) {
+  const char* at = std::getenv("CAUSEWAY_FAULT_THROW_AT");
+  if (!at || std::string(at) != stage || env_int("CAUSEWAY_FAULT_THROW_ON_RANK", -1) != rank) return;
+  throw std::runtime_error(std::string("fault injected at ") + stage + " on rank " + std::to_string(rank));
+}
+
+int fault_sleep_per_item_ms() { return env_int("CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS", 0); }
+
+int fault_nonfinite_pair() { return env_int("CAUSEWAY_FAULT_NONFINITE_PAIR", -1); }
+
+}  // namespace causeway::cli
