@@ -115,7 +115,7 @@ def main():
            f'file = "{pairs_file}"', "[output]", f'path = "{tmp / "out.h5"}"']
     for fn, sweep, pos in SWEEPS:
         cfg += ["[[experiment]]", f'name = "{fn}"', f'sweep = "{sweep}"', f'positions = "{pos}"',
-                "batch_rows = 256"]
+                'metric = "normalized"', "batch_rows = 256"]
     (tmp / "bench.toml").write_text("\n".join(cfg) + "\n")
     if not args.reuse:
         subprocess.run([str(causeway), "run", str(tmp / "bench.toml"), "--quiet", "--overwrite"], check=True)

@@ -143,9 +143,7 @@ std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, cons
       {"sweep", r.spec.name()},
       {"positions", r.spec.by_pos ? "each" : "all"},
       {"metric", metric_name(r.metric)},
-      {"mean_definition", r.metric == MetricKind::LogitDiff || r.metric == MetricKind::Normalized
-                              ? "(mean patched - mean corrupted) / (mean clean - mean corrupted) of logit differences"
-                              : "mean over pairs"},
+      {"mean_definition", mean_definition(r.metric)},
   };
   if (e.kind == "activation" || e.kind == "attribution")
     a["direction"] = r.direction == Direction::Denoising ? "denoising" : "noising";
@@ -181,21 +179,45 @@ std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
   return s;
 }
 
+// The run a sweep patches into: clean for noising and ablation, the corrupted (or, for causal
+// tracing, the noised) run otherwise.
+bool targets_clean_run(const ExperimentConfig& e) {
+  return e.kind != "noise" && (e.kind == "ablation" || e.request.direction == Direction::Noising);
+}
+
 // The mean a component with no effect would have: patching leaves the target run as it was.
-// TransformerLens' normalized mean is 0 for an unchanged corrupted run and 1 for an unchanged
-// clean one; other metrics average the target's own baseline.
-double no_effect_value(const ExperimentConfig& e, const std::vector<float>& clean_metric,
-                       const std::vector<float>& corrupted_metric) {
-  const bool target_clean = e.kind == "ablation" || e.request.direction == Direction::Noising;
-  const MetricKind m = e.request.metric;
-  if (e.kind != "noise" && (m == MetricKind::LogitDiff || m == MetricKind::Normalized))
-    return target_clean ? 1.0 : 0.0;
-  const auto& v = target_clean && e.kind != "noise" ? clean_metric : corrupted_metric;
+// The normalized metric's mean (TransformerLens') is then exactly 1 for a clean target and 0
+// otherwise; every other metric's mean is the average of the target's own baseline.
+double no_effect_value(const ExperimentConfig& e, const std::vector<double>& clean_metric,
+                       const std::vector<double>& corrupted_metric) {
+  const bool target_clean = targets_clean_run(e);
+  if (e.request.metric == MetricKind::Normalized) return target_clean ? 1.0 : 0.0;
+  const auto& v = target_clean ? clean_metric : corrupted_metric;
   double s = 0.0;
   int n = 0;
-  for (float x : v)
+  for (double x : v)
     if (!std::isnan(x)) s += x, ++n;
   return n ? s / n : 0.0;
+}
+
+// An experiment's per-pair baselines as the file holds them.
+SweepBaselines read_baselines(ResultStore& store, const std::string& group) {
+  SweepBaselines b;
+  auto read = [&](const char* name) {
+    const std::vector<float> v = store.file().read_floats(group + "/baselines/" + name);
+    return std::vector<double>(v.begin(), v.end());
+  };
+  b.clean_ld = read("clean_logit_diff");
+  b.corrupted_ld = read("corrupted_logit_diff");
+  b.clean_metric = read("clean_metric");
+  b.corrupted_metric = read("corrupted_metric");
+  return b;
+}
+
+std::string fixed3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
 }
 
 // Cells ordered by how far their mean moves from `reference`, strongest first.
@@ -210,15 +232,27 @@ std::vector<int64_t> strongest(const std::vector<float>& mean, double reference,
   return order;
 }
 
+// Baselines are the chosen metric's (for normalized also the raw logit differences it is made
+// of), and the header says what the order of the list means.
 void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
-               const std::vector<float>& mean, const std::vector<float>& clean,
-               const std::vector<float>& corrupted, double reference, int k) {
-  auto avg = [](const std::vector<float>& v) {
-    return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+               const std::vector<float>& mean, const SweepBaselines& b, double reference, int k) {
+  auto avg = [](const std::vector<double>& v) {
+    double s = 0.0;
+    int n = 0;
+    for (double x : v)
+      if (!std::isnan(x)) s += x, ++n;
+    return n ? s / n : std::numeric_limits<double>::quiet_NaN();
   };
-  std::printf("\n%s (%s, %s, %s): clean logit diff %.3f, corrupted %.3f; no effect = %.3f\n",
-              e.name.c_str(), e.kind.c_str(), e.request.spec.name().c_str(),
-              metric_name(e.request.metric).c_str(), avg(clean), avg(corrupted), reference);
+  const std::string metric = metric_name(e.request.metric);
+  const char* other = e.kind == "noise" ? "noised" : "corrupted";
+  std::string baselines = "clean " + metric + " " + fixed3(avg(b.clean_metric)) + ", " + other + " " +
+                          metric + " " + fixed3(avg(b.corrupted_metric));
+  if (e.request.metric == MetricKind::Normalized)
+    baselines += " (logit_diff: clean " + fixed3(avg(b.clean_ld)) + ", " + other + " " +
+                 fixed3(avg(b.corrupted_ld)) + ")";
+  std::printf("\n%s (%s, %s, %s): %s; ranked by |mean - no effect| where no effect = %.3f\n",
+              e.name.c_str(), e.kind.c_str(), e.request.spec.name().c_str(), metric.c_str(),
+              baselines.c_str(), reference);
   for (int64_t c : strongest(mean, reference, k))
     std::printf("  %-36s %+.4f\n", cell_label(axes, c).c_str(), mean[c]);
 }
@@ -550,12 +584,13 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
     store.write_mean(x.name, x.request.metric);
     store.set_attribute(g, "compute_seconds", std::to_string(totals.experiment_seconds[e]));
     const auto mean = store.file().read_floats(g + "/mean");
-    const double reference = no_effect_value(x, store.file().read_floats(g + "/baselines/clean_metric"),
-                                             store.file().read_floats(g + "/baselines/corrupted_metric"));
+    const SweepBaselines base = read_baselines(store, g);
+    const double reference = no_effect_value(x, base.clean_metric, base.corrupted_metric);
+    // What every ranking of this experiment measures from, for analysis tools.
+    store.file().set_attribute(g, "no_effect", reference);
     if (x.kind == "attribution" && x.verify_top > 0) verify(job, e, store, mean, reference, o.quiet);
     if (o.quiet) continue;
-    print_top(x, job.layouts[e].axes, mean, store.file().read_floats(g + "/baselines/clean_logit_diff"),
-              store.file().read_floats(g + "/baselines/corrupted_logit_diff"), reference, o.top);
+    print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
   }
   if (!o.quiet) {
     std::printf("\nwrote %s (%lld work items run in %.1f s; HDF5 writes %.2f s on the busiest rank, %.1f%%)\n",

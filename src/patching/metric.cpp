@@ -90,4 +90,12 @@ double normalized_batch_mean(double mean_ld, double mean_clean, double mean_corr
   return (mean_ld - mean_corrupted) / (mean_clean - mean_corrupted);
 }
 
+std::string mean_definition(MetricKind m) {
+  if (m == MetricKind::Normalized)
+    return "TransformerLens convention, the metric of the batch means: (mean patched - mean "
+           "corrupted) / (mean clean - mean corrupted) of raw logit differences over the pairs "
+           "defined in the cell; not the mean of the per-pair normalized values in effect";
+  return "mean over the pairs defined in the cell of the per-pair " + metric_name(m) + " in effect";
+}
+
 }  // namespace causeway

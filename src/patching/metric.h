@@ -42,4 +42,9 @@ double pair_metric(MetricKind m, const PairTargets& t, double ld, const float* l
 // difference, normalized by the batch-mean clean and corrupted baselines.
 double normalized_batch_mean(double mean_ld, double mean_clean, double mean_corrupted);
 
+// How a sweep's `mean` is made from its per-pair values under metric `m`, in words for the
+// result file: the normalized metric's mean is TransformerLens' metric of batch means, every
+// other metric's is the plain mean over pairs.
+std::string mean_definition(MetricKind m);
+
 }  // namespace causeway

@@ -433,7 +433,7 @@ std::vector<float> SweepRunner::mean_of(const std::vector<float>& effect,
 
 std::vector<float> sweep_mean(MetricKind metric, const std::vector<float>& effect,
                               const SweepBaselines& b, int n_pairs, int64_t n_cells) {
-  const bool ld_metric = metric == MetricKind::LogitDiff || metric == MetricKind::Normalized;
+  const bool normalized = metric == MetricKind::Normalized;
   std::vector<float> mean(static_cast<size_t>(n_cells));
   for (int64_t c = 0; c < n_cells; ++c) {
     double s = 0.0, clean = 0.0, corrupted = 0.0;
@@ -441,16 +441,13 @@ std::vector<float> sweep_mean(MetricKind metric, const std::vector<float>& effec
     for (int p = 0; p < n_pairs; ++p) {
       const float e = effect[static_cast<int64_t>(p) * n_cells + c];
       if (std::isnan(e)) continue;
-      // The normalized metric is stored per pair; undo it to average raw logit differences.
-      s += metric == MetricKind::Normalized
-               ? b.corrupted_ld[p] + e * (b.clean_ld[p] - b.corrupted_ld[p])
-               : e;
-      clean += b.clean_ld[p];
-      corrupted += b.corrupted_ld[p];
+      // Normalized values are stored per pair; undo that to average raw logit differences.
+      s += normalized ? b.corrupted_ld[p] + e * (b.clean_ld[p] - b.corrupted_ld[p]) : e;
+      if (normalized) clean += b.clean_ld[p], corrupted += b.corrupted_ld[p];
       ++n;
     }
     if (n == 0) mean[c] = kNaN;
-    else if (ld_metric) mean[c] = static_cast<float>(normalized_batch_mean(s / n, clean / n, corrupted / n));
+    else if (normalized) mean[c] = static_cast<float>(normalized_batch_mean(s / n, clean / n, corrupted / n));
     else mean[c] = static_cast<float>(s / n);
   }
   return mean;

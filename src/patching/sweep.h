@@ -97,8 +97,8 @@ class SweepRunner final : public SweepEngine {
 
   SweepResult run(const SweepProgress& progress = nullptr);
 
-  // `mean` of a finished sweep: TransformerLens' normalized batch mean for logit-difference
-  // metrics, the plain mean over pairs otherwise (NaN entries skipped).
+  // `mean` of a finished sweep: TransformerLens' normalized batch mean for the normalized
+  // metric, the plain mean over pairs otherwise (NaN entries skipped).
   std::vector<float> mean_of(const std::vector<float>& effect, const SweepBaselines& b) const;
 
   // Resample ablation: the pairs whose clean values replace pair `pair`'s, one per sample.
@@ -121,7 +121,7 @@ class SweepRunner final : public SweepEngine {
 };
 
 // `mean` of a sweep from its per-pair effects (pair, cell): TransformerLens' normalized batch
-// mean for logit-difference metrics, the plain mean over pairs otherwise (NaN skipped).
+// mean for the normalized metric, the plain mean over pairs otherwise (NaN skipped).
 std::vector<float> sweep_mean(MetricKind metric, const std::vector<float>& effect,
                               const SweepBaselines& b, int n_pairs, int64_t n_cells);
 

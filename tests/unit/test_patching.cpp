@@ -105,6 +105,8 @@ TEST(PatchingTransformerLens, EverySweepBothDirectionsMatchesGoldens) {
       req.spec.kind = s.kind;
       req.spec.by_pos = s.by_pos;
       req.direction = std::string(dir) == "denoising" ? Direction::Denoising : Direction::Noising;
+      // The goldens' .mean is TransformerLens' normalized batch metric: causeway's "normalized".
+      req.metric = MetricKind::Normalized;
       SweepRunner runner(tiny_model(), golden_pairs(), req);
       const SweepResult r = runner.run();
       std::vector<int64_t> ours(r.grid.axes.size());
@@ -112,7 +114,16 @@ TEST(PatchingTransformerLens, EverySweepBothDirectionsMatchesGoldens) {
       EXPECT_EQ(ours, shape) << key << ": grid axes differ from TransformerLens";
       EXPECT_LE(max_diff(r.mean, mean_ref), 1e-4) << key << ".mean";
       const auto per_pair = floats(golden, key + ".per_pair");
-      if (!per_pair.empty()) EXPECT_LE(max_diff(r.effect, per_pair), 1e-4) << key << ".per_pair";
+      if (!per_pair.empty()) {
+        // .per_pair holds raw logit differences; undo each pair's own normalization.
+        std::vector<float> raw(r.effect.size());
+        const size_t cells = r.grid.cells.size();
+        for (size_t i = 0; i < raw.size(); ++i) {
+          const double c = r.baselines.clean_ld[i / cells], x = r.baselines.corrupted_ld[i / cells];
+          raw[i] = static_cast<float>(x + r.effect[i] * (c - x));
+        }
+        EXPECT_LE(max_diff(raw, per_pair), 1e-4) << key << ".per_pair";
+      }
       ++compared;
     }
   EXPECT_GE(compared, 24) << "too few TransformerLens goldens found";
