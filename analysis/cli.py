@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .diff import DEFAULT_IGNORED_ATTRIBUTES, compare_results, format_diff
+from .diff import (DEFAULT_IGNORED_ATTRIBUTES, DEFAULT_RTOL, Tolerance, compare_results,
+                   format_diff)
 from .loader import ResultFileError, load_results
 
 EXIT_DIFFERENT = 1
@@ -55,12 +56,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="cells per experiment (default 10)")
 
     diff = commands.add_parser("diff", help="compare two runs of the same config",
-                               description="Largest difference per experiment and changed "
-                                           "attributes; exit status 1 when the runs differ.")
+                               description="Largest difference per experiment, changed "
+                                           "attributes and config keys; exit status 1 when "
+                                           "the runs differ. An array differs when max |A - B| "
+                                           "> atol + rtol * max |A| (A is the reference).")
     diff.add_argument("first", metavar="A.h5")
     diff.add_argument("second", metavar="B.h5")
-    diff.add_argument("--tolerance", type=_non_negative, default=1e-5, metavar="T",
-                      help="largest absolute difference still counted as equal (default 1e-5)")
+    diff.add_argument("--rtol", type=_non_negative, default=DEFAULT_RTOL, metavar="R",
+                      help="tolerance relative to the largest |value| of A's array "
+                           f"(default {DEFAULT_RTOL:g})")
+    diff.add_argument("--atol", "--tolerance", dest="atol", type=_non_negative, default=0.0,
+                      metavar="T", help="absolute tolerance added to the relative one "
+                                        "(default 0)")
     diff.add_argument("--ignore-attribute", action="append", metavar="NAME",
                       default=list(DEFAULT_IGNORED_ATTRIBUTES),
                       help="attribute never counted as a difference; repeatable "
@@ -71,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run_report(args) -> int:
     from .report import build_report  # matplotlib is only needed here
 
-    report = build_report(load_results(args.result), args.out, args.top)
+    result = load_results(args.result)
+    if result.incomplete_note:
+        print(f"{result.incomplete_note} (the run did not finish; `causeway run --resume` "
+              "continues it)")
+    report = build_report(result, args.out, args.top)
     print(f"wrote {len(report.figures)} figures and {len(report.tables)} tables; "
           f"open {report.index}")
     return 0
@@ -87,6 +98,9 @@ def _run_top(args) -> int:
             known = ", ".join(result.experiments) or "none"
             raise InputError(f"{args.result}: no experiment '{args.experiment}' (known: {known})")
         experiments = [result.experiments[args.experiment]]
+    if result.incomplete_note:
+        print(f"{result.incomplete_note} (the run did not finish; `causeway run --resume` "
+              "continues it)\n")
     print("\n\n".join(format_top(e, args.top) for e in experiments) or "no experiments")
     return 0
 
@@ -94,8 +108,9 @@ def _run_top(args) -> int:
 def _run_diff(args) -> int:
     a, b = load_results(args.first), load_results(args.second)
     diff = compare_results(a, b, args.ignore_attribute)
-    print(format_diff(diff, a, b, args.tolerance))
-    return EXIT_DIFFERENT if diff.differs(args.tolerance) else 0
+    tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
+    print(format_diff(diff, a, b, tolerance))
+    return EXIT_DIFFERENT if diff.differs(tolerance) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from .labels import cell_label
 from .loader import Experiment
 
 # Run bookkeeping, or restatements of another attribute: never the point of a comparison.
-IGNORED_ATTRIBUTES = {"elapsed_seconds", "compute_seconds", "mean_definition"}
+IGNORED_ATTRIBUTES = {"elapsed_seconds", "compute_seconds", "mean_definition", "no_effect"}
 LABELLED_POINTS = 5
 
 

@@ -28,7 +28,8 @@ def diverging_cmap():
 
 
 def symmetric_limit(values: np.ndarray) -> float:
-    """Half-width of a colour scale centred at zero that covers every finite value."""
+    """Half-width of a colour scale centred at zero that covers every finite value (pass
+    values minus the centre for a scale centred elsewhere)."""
     finite = np.abs(values[np.isfinite(values)])
     limit = float(finite.max()) if finite.size else 0.0
     return limit if limit > 0 else 1.0

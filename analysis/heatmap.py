@@ -2,7 +2,8 @@
 
 The last two grid axes form each panel (layer x pos, layer x head, dest_pos x src_pos, ...);
 any axes before them are faceted into one panel per entry (component, layer), so grids of any
-rank are drawn the same way.
+rank are drawn the same way. The colour scale is centred on the experiment's no-effect value
+(white = patching changed nothing), so a noising run's heatmap shows what moved away from 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from . import figures
 from .figures import plt
 from .labels import cell_label, experiment_title, is_position_axis, tick_label
 from .loader import Axis, Experiment
-from .ranking import value_label
+from .ranking import no_effect_value, value_label
 
 MAX_PANELS = 48  # beyond this the strongest panels are drawn, and the title says so
 MAX_TICKS = 40  # longer axes get evenly spaced ticks
@@ -33,7 +34,7 @@ class Panel:
     values: np.ndarray  # (rows, cols)
 
 
-def _panels(exp: Experiment) -> tuple[list[Panel], Axis | None, Axis | None, str]:
+def _panels(exp: Experiment, centre: float) -> tuple[list[Panel], Axis | None, Axis | None, str]:
     """The panels to draw, their row and column axes, and a note when panels were left out."""
     mean, axes = exp.mean, exp.axes
     if mean.ndim == 0:
@@ -45,7 +46,7 @@ def _panels(exp: Experiment) -> tuple[list[Panel], Axis | None, Axis | None, str
               for index in itertools.product(*(range(a.size) for a in leading))]
     note = ""
     if len(panels) > MAX_PANELS:
-        strength = [np.nanmax(np.abs(p.values), initial=0.0) for p in panels]
+        strength = [np.nanmax(np.abs(p.values - centre), initial=0.0) for p in panels]
         keep = sorted(np.argsort(strength, kind="stable")[::-1][:MAX_PANELS])
         note = f" (the {MAX_PANELS} strongest of {len(panels)} panels)"
         panels = [panels[i] for i in keep]
@@ -94,16 +95,18 @@ def _plot_empty(exp: Experiment, path: Path) -> Path:
 def plot_heatmap(exp: Experiment, path: Path) -> Path:
     if exp.mean.size == 0:
         return _plot_empty(exp, path)
-    panels, row_axis, col_axis, note = _panels(exp)
+    centre = no_effect_value(exp)
+    panels, row_axis, col_axis, note = _panels(exp, centre)
     panel_w, panel_h, ncols = _layout(panels[0].values.shape, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(ncols * panel_w + 1.6, nrows * panel_h + 1.0),
                              squeeze=False, layout="constrained")
-    limit = figures.symmetric_limit(exp.mean)
+    limit = figures.symmetric_limit(exp.mean - centre)
     image = None
     for ax, panel in zip(grid.flat, panels):
         image = ax.imshow(np.ma.masked_invalid(panel.values), cmap=figures.diverging_cmap(),
-                          vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+                          vmin=centre - limit, vmax=centre + limit, aspect="auto",
+                          interpolation="nearest")
         _set_ticks(ax, col_axis, "x")
         _set_ticks(ax, row_axis, "y")
         if panel.title:
@@ -112,5 +115,6 @@ def plot_heatmap(exp: Experiment, path: Path) -> Path:
         ax.axis("off")
     colour_bar = fig.colorbar(image, ax=grid.ravel().tolist(), shrink=0.9)
     colour_bar.set_label(value_label(exp))
+    colour_bar.ax.axhline(centre, color="#333333", linewidth=0.8)
     fig.suptitle(experiment_title(exp.name, exp.attributes) + note, fontsize=10)
     return figures.save(fig, path)

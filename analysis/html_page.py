@@ -10,8 +10,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .ranking import value_note
+from .ranking import ranking_note, value_note
 from .tables import baseline_summary, table_rows
+from .verification import verification_caption
 
 if TYPE_CHECKING:
     from .report import ComparisonSection, ExperimentSection, Report
@@ -24,6 +25,7 @@ th, td { border: 1px solid #ddd; padding: .2em .6em; text-align: left; vertical-
 td.number { text-align: right; font-family: monospace; }
 figure { margin: .5em 0 1.5em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #666; font-size: .9em; }
+.banner { background: #fff3cd; border: 1px solid #e0b000; padding: .6em 1em; font-weight: bold; }
 """
 
 
@@ -90,9 +92,17 @@ def _experiment(report: Report, section: ExperimentSection, anchor: str) -> str:
              f'<p class="note">Grid: {_e(shape)}; {exp.n_pairs} pairs.</p>',
              _key_value_table(sorted(exp.attributes.items())),
              _baselines(section),
-             _figure(report, section.heatmap, f"{exp.name}: mean {exp.metric} over the grid "
-                     f"(blue > 0 > red, grey: undefined). {value_note(exp)}"),
-             _figure(report, section.top_chart, f"{exp.name}: top {len(section.cells)} by |mean|")]
+             _figure(report, section.heatmap, f"{exp.name}: mean {exp.metric} over the grid, "
+                     f"colours centred on the no-effect value (white: no effect, blue above, "
+                     f"red below, grey: undefined). {value_note(exp)}"),
+             _figure(report, section.top_chart,
+                     f"{exp.name}: top {len(section.cells)}, {ranking_note(exp)}")]
+    done, total = exp.items_done
+    if done < total:
+        parts.insert(1, f'<p class="banner">incomplete: {done} of {total} items done in this '
+                        "experiment</p>")
+    if section.verify_figure is not None:
+        parts.append(_figure(report, section.verify_figure, verification_caption(exp)))
     if not section.has_spread:
         parts.append('<p class="note">No per-pair spread: the file has no per-pair values on '
                      "the mean's scale for this experiment.</p>")
@@ -119,8 +129,12 @@ def render(report: Report) -> str:
                        f" ({_e(s.experiment.kind)})</li>" for s in report.sections)
     if report.comparisons:
         contents += '<li><a href="#comparisons">Comparisons</a></li>'
-    body = [f"<h1>causeway report: {_e(result.path.name)}</h1>", _run_summary(report),
-            f"<ul>{contents}</ul>"]
+    body = [f"<h1>causeway report: {_e(result.path.name)}</h1>"]
+    if result.incomplete_note:
+        body.append(f'<p class="banner" id="incomplete">{_e(result.incomplete_note)}: the run '
+                    "did not finish, so its values are partial or missing; `causeway run "
+                    "--resume` continues it.</p>")
+    body += [_run_summary(report), f"<ul>{contents}</ul>"]
     if not report.sections:
         body.append('<p class="note">The file holds no experiments that can be shown.</p>')
     body += [_experiment(report, s, anchors[s.experiment.name]) for s in report.sections]

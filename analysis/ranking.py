@@ -1,7 +1,14 @@
-"""The strongest cells of an experiment and the spread of their per-pair values."""
+"""The strongest cells of an experiment and the spread of their per-pair values.
+
+"Strongest" means furthest from the experiment's no-effect value: the mean a component would
+have if patching it changed nothing. That is 0 for a denoising run's normalized mean, 1 for a
+noising or ablation run's (its target is the clean run), and the target run's own baseline for
+raw metrics (logit_diff, prob, ...). A noising cell at 0.2 matters more than one at 1.1.
+"""
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -9,11 +16,6 @@ import numpy as np
 
 from .labels import cell_label
 from .loader import Experiment
-
-# Metrics whose stored mean is TransformerLens' normalized batch mean,
-# (mean patched - mean corrupted) / (mean clean - mean corrupted) of logit differences,
-# while `effect` holds raw logit differences ("normalized": per-pair normalized ones).
-_NORMALIZED_MEAN_METRICS = {"logit_diff", "normalized"}
 
 
 @dataclass(frozen=True)
@@ -25,18 +27,79 @@ class RankedCell:
     mean: float
     pair_std: float  # spread of the per-pair values on the mean's scale; NaN when unknown
     n_pairs: int  # pairs with a defined value in this cell
+    from_no_effect: float = math.nan  # mean - the experiment's no-effect value
+
+
+def mean_is_normalized(exp: Experiment) -> bool:
+    """Whether `mean` is TransformerLens' normalized batch mean: 0 at the corrupted run, 1 at
+    the clean one. True for metric "normalized", and for "logit_diff" in files written before
+    logit_diff meant raw logit differences (their mean_definition says so)."""
+    if exp.metric == "normalized":
+        return True
+    return (exp.metric == "logit_diff"
+            and "(mean clean - mean corrupted)" in exp.attributes.get("mean_definition", ""))
+
+
+def targets_clean_run(exp: Experiment) -> bool:
+    """Noising and ablation patch into the clean run; denoising into the corrupted one, causal
+    tracing into the noised one."""
+    return exp.kind != "noise" and (exp.kind == "ablation"
+                                    or exp.attributes.get("direction") == "noising")
+
+
+def _mean_of(values: np.ndarray | None) -> float:
+    if values is None:
+        return math.nan
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else math.nan
+
+
+def no_effect_value(exp: Experiment) -> float:
+    """The mean of a component whose patching changes nothing: the file's `no_effect` attribute
+    when it has one, else worked out from the metric, the direction and the baselines."""
+    stored = exp.values.get("no_effect")
+    if isinstance(stored, (int, float)) and not isinstance(stored, bool) and math.isfinite(stored):
+        return float(stored)
+    if mean_is_normalized(exp):
+        return 1.0 if targets_clean_run(exp) else 0.0
+    key = "clean_metric" if targets_clean_run(exp) else "corrupted_metric"
+    value = _mean_of(exp.baselines.get(key))
+    return value if math.isfinite(value) else 0.0
+
+
+def _target_name(exp: Experiment) -> str:
+    if exp.kind == "noise":
+        return "noised"
+    return "clean" if targets_clean_run(exp) else "corrupted"
+
+
+def scale_note(exp: Experiment) -> str:
+    """What the values mean around the colour scale's centre, e.g.
+    "0 = corrupted, 1 = clean (no effect)"."""
+    if mean_is_normalized(exp):
+        low = "noised" if exp.kind == "noise" else "corrupted"
+        clean_target = targets_clean_run(exp)
+        return (f"0 = {low}{'' if clean_target else ' (no effect)'}, "
+                f"1 = clean{' (no effect)' if clean_target else ''}")
+    return f"no effect = {no_effect_value(exp):.3f} (the {_target_name(exp)} run's {exp.metric})"
+
+
+def ranking_note(exp: Experiment) -> str:
+    return f"ranked by |mean - no effect| where no effect = {no_effect_value(exp):.3f}"
 
 
 def value_label(exp: Experiment) -> str:
     """What the mean's numbers are, short enough for a colour bar."""
-    return f"{exp.metric} (normalized)" if exp.metric in _NORMALIZED_MEAN_METRICS else exp.metric
+    name = f"{exp.metric} (normalized)" if exp.metric == "logit_diff" and mean_is_normalized(exp) \
+        else exp.metric
+    return f"{name}\n{scale_note(exp)}"
 
 
 def value_note(exp: Experiment) -> str:
-    """How to read the mean's numbers, for captions; empty when they are the metric itself."""
-    if exp.metric in _NORMALIZED_MEAN_METRICS:
-        return "normalized: 0 = the corrupted run's value, 1 = the clean run's"
-    return ""
+    """How to read the mean's numbers, for captions."""
+    if mean_is_normalized(exp):
+        return f"normalized logit difference: {scale_note(exp)}"
+    return scale_note(exp)
 
 
 def _normalize_like_mean(exp: Experiment) -> np.ndarray | None:
@@ -67,10 +130,7 @@ def per_pair_on_mean_scale(exp: Experiment) -> np.ndarray | None:
     """
     if exp.effect is None or exp.effect.shape[0] == 0:
         return None
-    if exp.metric in _NORMALIZED_MEAN_METRICS:
-        values = _normalize_like_mean(exp)
-    else:
-        values = exp.effect
+    values = _normalize_like_mean(exp) if mean_is_normalized(exp) else exp.effect
     if values is None:
         return None
     with warnings.catch_warnings():
@@ -84,10 +144,12 @@ def per_pair_on_mean_scale(exp: Experiment) -> np.ndarray | None:
 
 
 def top_cells(exp: Experiment, k: int, per_pair: np.ndarray | None = None) -> list[RankedCell]:
-    """The k cells with the largest |mean|, strongest first; NaN cells are never ranked."""
+    """The k cells furthest from the no-effect value, strongest first; NaN cells are never
+    ranked."""
     flat = exp.mean.ravel()
+    reference = no_effect_value(exp)
     defined = np.flatnonzero(~np.isnan(flat))
-    order = defined[np.argsort(-np.abs(flat[defined]), kind="stable")][:max(k, 0)]
+    order = defined[np.argsort(-np.abs(flat[defined] - reference), kind="stable")][:max(k, 0)]
     pairs = None if per_pair is None else per_pair.reshape(per_pair.shape[0], -1)
     cells = []
     for rank, flat_index in enumerate(order, start=1):
@@ -102,5 +164,5 @@ def top_cells(exp: Experiment, k: int, per_pair: np.ndarray | None = None) -> li
             rank=rank, index=index,
             values=tuple(a.values[i] for a, i in zip(exp.axes, index)),
             label=cell_label(exp.axes, index), mean=float(flat[flat_index]),
-            pair_std=std, n_pairs=n))
+            pair_std=std, n_pairs=n, from_no_effect=float(flat[flat_index]) - reference))
     return cells

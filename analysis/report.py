@@ -13,6 +13,7 @@ from .heatmap import plot_heatmap
 from .loader import Experiment, ResultFile
 from .ranking import RankedCell, per_pair_on_mean_scale, top_cells
 from .tables import write_csv, write_markdown
+from .verification import plot_verification
 
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
@@ -27,6 +28,7 @@ class ExperimentSection:
     markdown: Path
     cells: list[RankedCell]
     has_spread: bool
+    verify_figure: Path | None = None  # attribution runs with a verify/ check
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Report:
     @property
     def figures(self) -> list[Path]:
         return ([p for s in self.sections for p in (s.heatmap, s.top_chart)]
+                + [s.verify_figure for s in self.sections if s.verify_figure is not None]
                 + [c.figure for c in self.comparisons])
 
     @property
@@ -81,7 +84,9 @@ def _experiment_section(exp: Experiment, stem: str, out_dir: Path, k: int) -> Ex
         csv=write_csv(exp, cells, tables_dir / f"{stem}_top{k}.csv"),
         markdown=write_markdown(exp, cells, tables_dir / f"{stem}_top{k}.md"),
         cells=cells,
-        has_spread=per_pair is not None)
+        has_spread=per_pair is not None,
+        verify_figure=(plot_verification(exp, figures_dir / f"{stem}_verify.png")
+                       if exp.verify is not None else None))
 
 
 def build_report(result: ResultFile, out_dir: str | Path, k: int = 10) -> Report:

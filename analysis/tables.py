@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .loader import Experiment
-from .ranking import RankedCell
+from .ranking import RankedCell, ranking_note
 
 
 def format_number(value: float, signed: bool = True) -> str:
@@ -29,22 +29,26 @@ def baseline_summary(exp: Experiment) -> str:
 
 def table_rows(exp: Experiment, cells: list[RankedCell]) -> tuple[list[str], list[list[str]]]:
     """Header and rows shared by every table format: rank, cell label, one column per axis
-    with the scale value (layer 3, head 2), mean, per-pair std and defined pairs. The label
-    column is "label", as "component" names an axis of some grids."""
-    header = ["rank", "label", *exp.axis_names, f"mean {exp.metric}", "pair std", "pairs"]
+    with the scale value (layer 3, head 2), mean, its distance from the no-effect value (what
+    the rows are ranked by), per-pair std and defined pairs. The label column is "label", as
+    "component" names an axis of some grids."""
+    header = ["rank", "label", *exp.axis_names, f"mean {exp.metric}", "mean - no effect",
+              "pair std", "pairs"]
     rows = [[str(c.rank), c.label, *(str(v) for v in c.values), format_number(c.mean),
-             format_number(c.pair_std, signed=False), str(c.n_pairs)] for c in cells]
+             format_number(c.from_no_effect), format_number(c.pair_std, signed=False),
+             str(c.n_pairs)] for c in cells]
     return header, rows
 
 
 def write_csv(exp: Experiment, cells: list[RankedCell], path: Path) -> Path:
-    header = ["rank", "label", *exp.axis_names, "mean", "pair_std", "pairs"]
+    header = ["rank", "label", *exp.axis_names, "mean", "mean_minus_no_effect", "pair_std",
+              "pairs"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(header)
         for c in cells:
-            writer.writerow([c.rank, c.label, *c.values, repr(c.mean),
+            writer.writerow([c.rank, c.label, *c.values, repr(c.mean), repr(c.from_no_effect),
                              "" if math.isnan(c.pair_std) else repr(c.pair_std), c.n_pairs])
     return path
 
@@ -63,6 +67,6 @@ def markdown_table(exp: Experiment, cells: list[RankedCell]) -> str:
 
 def write_markdown(exp: Experiment, cells: list[RankedCell], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"### {exp.name}: top {len(cells)} by |mean|\n\n"
+    path.write_text(f"### {exp.name}: top {len(cells)}, {ranking_note(exp)}\n\n"
                     + markdown_table(exp, cells), encoding="utf-8")
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .labels import experiment_title
 from .loader import Experiment
-from .ranking import per_pair_on_mean_scale, top_cells
+from .ranking import per_pair_on_mean_scale, ranking_note, top_cells, value_note
 from .tables import baseline_summary, format_number
 
 
@@ -12,9 +12,13 @@ def format_top(exp: Experiment, k: int) -> str:
     per_pair = per_pair_on_mean_scale(exp)
     cells = top_cells(exp, k, per_pair)
     lines = [f"{experiment_title(exp.name, exp.attributes)}  [{exp.metric}, {exp.n_pairs} pairs]"]
+    done, total = exp.items_done
+    if done < total:
+        lines.append(f"  incomplete: {done} of {total} items done")
     baselines = baseline_summary(exp)
     if baselines:
         lines.append("  baselines: " + baselines)
+    lines.append(f"  {ranking_note(exp)}; {value_note(exp)}")
     width = max([len(c.label) for c in cells] + [len("component")])
     lines.append(f"  {'rank':>4}  {'component':<{width}}  {'mean':>9}  {'pair std':>9}")
     for c in cells:

@@ -22,8 +22,15 @@ TINY_MODEL = REPO_ROOT / "tests" / "data" / "tiny-gpt2"
 PAIRS = REPO_ROOT / "tests" / "data" / "tiny-gpt2-patching-pairs.jsonl"
 
 # One experiment per grid shape the report must draw, plus the pairs it must compare:
-# denoising vs noising, and logit_diff vs prob, of the same head sweep.
+# denoising vs noising, and logit_diff vs prob vs normalized, of the same head sweep. The
+# tables are deliberately not in alphabetical order (the report follows the config's order); the
+# first is one whose figures are mostly coloured (the Chromium test looks at it).
 RUN_EXPERIMENTS = """
+[[experiment]]
+name = "attn_layers"
+sweep = "attn_out"
+positions = "all"
+
 [[experiment]]
 name = "resid_denoising"
 sweep = "resid_pre"
@@ -47,6 +54,12 @@ positions = "all"
 metric = "prob"
 
 [[experiment]]
+name = "heads_normalized"
+sweep = "attn_head_out"
+positions = "all"
+metric = "normalized"
+
+[[experiment]]
 name = "block"
 sweep = "block_every"
 
@@ -59,11 +72,6 @@ sweep = "mlp_out"
 [[experiment]]
 name = "pattern"
 sweep = "attn_head_pattern_dest_src"
-
-[[experiment]]
-name = "attn_layers"
-sweep = "attn_out"
-positions = "all"
 """
 
 # Prompts of 5, 8 and 3 tokens: cells past a prompt's end are NaN in `effect`.

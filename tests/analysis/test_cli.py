@@ -35,7 +35,8 @@ def test_top_prints_the_strongest_cells(run_file):
     assert [r[0] for r in rows] == ["1", "2", "3"]
     with h5py.File(run_file, "r") as f:
         mean = f["experiments/heads_denoising/mean"][()]
-    layer, head = np.unravel_index(np.argmax(np.abs(mean)), mean.shape)
+        no_effect = f["experiments/heads_denoising"].attrs["no_effect"]
+    layer, head = np.unravel_index(np.argmax(np.abs(mean - no_effect)), mean.shape)
     assert rows[0][1:3] == [f"L{layer}", f"H{head}"]
     assert float(rows[0][3]) == pytest.approx(mean[layer, head], abs=1e-4)
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import RUN_EXPERIMENTS, scale_names, text
 
 from analysis import ResultFileError, load_results
-from analysis.ranking import per_pair_on_mean_scale, top_cells
+from analysis.loader import attribute_value
+from analysis.ranking import no_effect_value, per_pair_on_mean_scale, top_cells
 
 
 def test_every_experiment_has_the_values_and_attributes_of_the_file(run_file):
@@ -24,7 +25,8 @@ def test_every_experiment_has_the_values_and_attributes_of_the_file(run_file):
             np.testing.assert_array_equal(exp.effect, group["effect"][()])
             assert exp.axis_names == tuple(scale_names(group["mean"]))
             assert scale_names(group["effect"]) == ["pair", *exp.axis_names]
-            assert exp.attributes == {k: text(v) for k, v in group.attrs.items()}
+            assert exp.values == {k: attribute_value(v) for k, v in group.attrs.items()}
+            assert exp.attributes["kind"] == text(group.attrs["kind"])
             assert sorted(exp.baselines) == sorted(group["baselines"].keys())
             for key, values in exp.baselines.items():
                 np.testing.assert_array_equal(values, group["baselines"][key][()])
@@ -69,7 +71,8 @@ def test_meta_and_data_are_read(run_file):
 
 def test_per_pair_values_average_to_the_stored_mean(run_file, ragged_file):
     for path, name in [(run_file, "heads_denoising"), (run_file, "heads_noising"),
-                       (run_file, "heads_prob"), (ragged_file, "resid")]:
+                       (run_file, "heads_prob"), (run_file, "heads_normalized"),
+                       (ragged_file, "resid")]:
         exp = load_results(path).experiments[name]
         per_pair = per_pair_on_mean_scale(exp)
         assert per_pair is not None, name
@@ -78,16 +81,49 @@ def test_per_pair_values_average_to_the_stored_mean(run_file, ragged_file):
         np.testing.assert_allclose(recomputed, exp.mean[defined], rtol=1e-4, atol=1e-6)
 
 
-def test_logit_diff_pairs_are_normalized_by_the_batch_baselines(run_file):
-    exp = load_results(run_file).experiments["heads_denoising"]
+def test_normalized_pairs_are_put_on_the_batch_normalized_scale(run_file):
+    exp = load_results(run_file).experiments["heads_normalized"]
     per_pair = per_pair_on_mean_scale(exp)
-    clean = exp.baselines["clean_logit_diff"].mean()
-    corrupted = exp.baselines["corrupted_logit_diff"].mean()
-    expected = (exp.effect[2, 1, 3] - corrupted) / (clean - corrupted)
-    assert per_pair[2, 1, 3] == pytest.approx(expected, rel=1e-9)
-    # The prob metric's mean is a plain mean: its pairs are the stored values.
-    prob = load_results(run_file).experiments["heads_prob"]
-    np.testing.assert_array_equal(per_pair_on_mean_scale(prob), prob.effect)
+    clean, corrupted = exp.baselines["clean_logit_diff"], exp.baselines["corrupted_logit_diff"]
+    # `effect` holds each pair normalized by its own baselines; the mean by the batch's.
+    raw = corrupted[2] + exp.effect[2, 1, 3] * (clean[2] - corrupted[2])
+    expected = (raw - corrupted.mean()) / (clean.mean() - corrupted.mean())
+    assert per_pair[2, 1, 3] == pytest.approx(expected, rel=1e-6)
+    # Raw logit differences and probabilities: the mean is a plain mean of the stored values.
+    for name in ("heads_denoising", "heads_prob"):
+        plain = load_results(run_file).experiments[name]
+        np.testing.assert_array_equal(per_pair_on_mean_scale(plain), plain.effect)
+
+
+def test_logit_diff_means_are_raw_logit_differences(run_file):
+    result = load_results(run_file)
+    raw, normalized = result.experiments["heads_denoising"], result.experiments["heads_normalized"]
+    np.testing.assert_allclose(raw.mean, raw.effect.mean(axis=0), rtol=1e-5, atol=1e-6)
+    clean = raw.baselines["clean_logit_diff"].mean()
+    corrupted = raw.baselines["corrupted_logit_diff"].mean()
+    np.testing.assert_allclose(normalized.mean, (raw.mean - corrupted) / (clean - corrupted),
+                               rtol=1e-4, atol=1e-5)
+    assert "mean over the pairs" in raw.attributes["mean_definition"]
+    assert "TransformerLens" in normalized.attributes["mean_definition"]
+    # No effect: the corrupted run's own logit difference, and 0 on the normalized scale.
+    assert no_effect_value(raw) == pytest.approx(corrupted, abs=1e-5)
+    assert no_effect_value(normalized) == 0.0
+
+
+def test_a_file_from_before_raw_logit_diff_is_read_as_normalized(run_copy):
+    # Older files stored TransformerLens' normalized mean under metric "logit_diff" and said so
+    # in mean_definition; their raw per-pair values still average to it after normalizing.
+    with h5py.File(run_copy, "r+") as f:
+        group = f["experiments/heads_noising"]
+        clean = group["baselines/clean_logit_diff"][()].mean()
+        corrupted = group["baselines/corrupted_logit_diff"][()].mean()
+        group["mean"][...] = (group["mean"][()] - corrupted) / (clean - corrupted)
+        group.attrs["mean_definition"] = ("(mean patched - mean corrupted) / (mean clean - "
+                                          "mean corrupted) of logit differences")
+        del group.attrs["no_effect"]
+    exp = load_results(run_copy).experiments["heads_noising"]
+    assert no_effect_value(exp) == 1.0
+    assert per_pair_on_mean_scale(exp) is not None
 
 
 def test_ragged_prompts_leave_undefined_cells_out_of_the_ranking(ragged_file):
@@ -117,7 +153,8 @@ def test_top_cells_match_the_summary_of_causeway_run(run_output):
     assert len(printed) == 8
     cells = top_cells(exp, 8)
     assert [round(c.mean, 4) for c in cells] == pytest.approx(printed, abs=1e-4)
-    strongest = np.unravel_index(np.nanargmax(np.abs(exp.mean)), exp.mean.shape)
+    reference = no_effect_value(exp)
+    strongest = np.unravel_index(np.nanargmax(np.abs(exp.mean - reference)), exp.mean.shape)
     assert cells[0].index == strongest
     assert cells[0].label == f"L{strongest[0]} H{strongest[1]}"
 
@@ -133,7 +170,7 @@ def test_an_unknown_kind_with_extra_datasets_still_loads(run_copy):
     exp = result.experiments["heads_denoising"]
     assert exp.kind == "quantum_patching"
     assert exp.attributes["method"] == "new"
-    assert exp.uninterpreted == ("done", "future_dataset")
+    assert exp.uninterpreted == ("future_dataset",)
     assert result.other_groups == ("activations",)
     assert exp.axes[0].labels == ("L0", "L1")
 

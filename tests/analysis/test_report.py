@@ -57,11 +57,12 @@ def test_every_experiment_gets_a_heatmap_a_chart_and_tables(report, run_file):
     assert all(p.stat().st_size > 0 for p in report.tables)
 
 
-def test_heatmap_colours_are_centred_at_zero(report):
-    # heads_noising holds only positive means: a scale centred at zero leaves its heatmap
-    # blue with no red, where a min-to-max scale would paint the smallest cells red.
-    section = next(s for s in report.sections if s.experiment.name == "heads_noising")
-    assert np.nanmin(section.experiment.mean) > 0
+def test_heatmap_colours_are_centred_at_no_effect_for_denoising(report):
+    # heads_normalized (denoising) has no effect at 0 and mostly positive means: a scale
+    # centred there leaves its heatmap blue with no red, where a min-to-max scale would paint
+    # the smallest cells red.
+    section = next(s for s in report.sections if s.experiment.name == "heads_normalized")
+    assert np.nanmin(section.experiment.mean) > -0.02
     pixels = image_pixels(section.heatmap)
     red, blue = pixels[..., 0], pixels[..., 2]
     strongly_blue = np.mean((blue - red) > 0.3)
@@ -76,17 +77,20 @@ def test_csv_rows_are_the_strongest_means_in_the_file(report, run_file):
     section = next(s for s in report.sections if s.experiment.name == "heads_denoising")
     with h5py.File(run_file, "r") as f:
         mean = f["experiments/heads_denoising/mean"][()]
+        no_effect = f["experiments/heads_denoising"].attrs["no_effect"]
     with section.csv.open(newline="") as table:
         rows = list(csv.DictReader(table))
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, K + 1)]
     for row in rows:
         layer, head = int(row["layer"]), int(row["head"])
         assert float(row["mean"]) == pytest.approx(mean[layer, head], abs=1e-7)
+        assert float(row["mean_minus_no_effect"]) == pytest.approx(mean[layer, head] - no_effect,
+                                                                   abs=1e-6)
         assert row["label"] == f"L{layer} H{head}"
         assert float(row["pair_std"]) > 0
         assert row["pairs"] == "6"
-    strongest = sorted(np.abs(mean).ravel(), reverse=True)[:K]
-    assert [abs(float(r["mean"])) for r in rows] == pytest.approx(strongest, abs=1e-7)
+    strongest = sorted(np.abs(mean - no_effect).ravel(), reverse=True)[:K]
+    assert [abs(float(r["mean"]) - no_effect) for r in rows] == pytest.approx(strongest, abs=1e-6)
 
 
 def test_markdown_table_has_a_row_per_cell(report):
@@ -114,7 +118,9 @@ def test_denoising_vs_noising_and_metric_comparisons_are_found(report):
     found = {(c.comparison.first.name, c.comparison.second.name, c.comparison.attribute)
              for c in report.comparisons}
     assert found == {("heads_denoising", "heads_noising", "direction"),
-                     ("heads_denoising", "heads_prob", "metric")}
+                     ("heads_denoising", "heads_prob", "metric"),
+                     ("heads_denoising", "heads_normalized", "metric"),
+                     ("heads_normalized", "heads_prob", "metric")}
     for c in report.comparisons:
         expected = np.corrcoef(c.comparison.first.mean.ravel(), c.comparison.second.mean.ravel())
         assert c.correlation == pytest.approx(expected[0, 1])
@@ -152,7 +158,7 @@ def test_an_unknown_kind_still_plots(run_copy, tmp_path):
     assert_not_blank(section.heatmap)
     assert_not_blank(section.top_chart)
     page = report.index.read_text()
-    assert "quantum_patching" in page and "done" in page
+    assert "quantum_patching" in page and "future_dataset" in page
 
 
 def test_experiment_names_become_safe_unique_file_names(run_copy, tmp_path):
