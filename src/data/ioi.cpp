@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <map>
 #include <optional>
+#include <tuple>
 #include <random>
 
 #include "core/error.h"
@@ -63,6 +65,8 @@ constexpr auto kPlaces = std::to_array<std::string_view>({
 constexpr auto kObjects = std::to_array<std::string_view>({
     "ring", "kiss", "bone", "basketball", "computer", "necklace", "drink", "snack",
     "book", "letter", "gift", "cake",     "ball",     "pen",      "hat",   "card"});
+
+constexpr auto kPositionNames = std::to_array<std::string_view>({"IO", "S1", "S1+1", "S2", "END"});
 
 constexpr std::string_view kTokenizerName = "tokenizer";
 
@@ -126,6 +130,38 @@ std::string fill(std::string_view tmpl, const std::array<const std::string*, 3>&
   return out + std::string(tmpl);
 }
 
+// The words whose token count is the most common one (ties: the fewer tokens), so that the
+// word drawn does not change a prompt's length.
+std::vector<Word> of_one_length(const Tokenizer& tok, std::vector<Word> words) {
+  std::map<size_t, int> count;
+  std::vector<size_t> len;
+  for (const Word& w : words) ++count[len.emplace_back(tok.encode(w.text).size())];
+  size_t best = count.begin()->first;
+  for (const auto& [n, c] : count)
+    if (c > count[best]) best = n;
+  std::vector<Word> out;
+  for (size_t i = 0; i < words.size(); ++i)
+    if (len[i] == best) out.push_back(words[i]);
+  return out;
+}
+
+// The templates of the most common token length (ties: the shorter) and that length, measured
+// with one draw of the words: names are one token, places and objects one length.
+std::pair<std::vector<int>, size_t> templates_of_one_length(const Tokenizer& tok,
+                                                            const std::vector<Word>& names,
+                                                            const Word& place, const Word& object) {
+  std::map<size_t, std::vector<int>> by_length;
+  for (int t = 0; t < static_cast<int>(kTemplates.size()); ++t) {
+    const std::string text =
+        fill(kTemplates[t], {&names[0].text, &names[1].text, &names[1].text}, place.text, object.text);
+    by_length[tok.encode(text).size()].push_back(t);
+  }
+  auto best = by_length.begin();
+  for (auto it = by_length.begin(); it != by_length.end(); ++it)
+    if (it->second.size() > best->second.size()) best = it;
+  return {best->second, best->first};
+}
+
 std::vector<int> positions_of(const std::vector<int32_t>& ids, int32_t id) {
   std::vector<int> pos;
   for (size_t i = 0; i < ids.size(); ++i)
@@ -139,6 +175,7 @@ std::span<const std::string_view> ioi_templates() { return kTemplates; }
 std::span<const std::string_view> ioi_names() { return kNames; }
 std::span<const std::string_view> ioi_places() { return kPlaces; }
 std::span<const std::string_view> ioi_objects() { return kObjects; }
+std::span<const std::string_view> ioi_position_names() { return kPositionNames; }
 
 std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOptions& opt) {
   if (opt.n < 1) throw InputError("ioi", "n", "must be at least 1 (got " + std::to_string(opt.n) + ")");
@@ -159,6 +196,14 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
   if (places.empty()) places = all_words(kPlaces);
   std::vector<Word> objects = single_tokens(tok, kObjects);
   if (objects.empty()) objects = all_words(kObjects);
+  const bool one_length = opt.same_length && opt.template_index < 0;
+  std::vector<int> templates;
+  size_t length = 0;
+  if (one_length) {
+    places = of_one_length(tok, std::move(places));
+    objects = of_one_length(tok, std::move(objects));
+    std::tie(templates, length) = templates_of_one_length(tok, names, places[0], objects[0]);
+  }
 
   std::mt19937_64 rng(opt.seed);
   // Exactly half ABBA (the odd one out BABA), in shuffled order.
@@ -173,7 +218,8 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
     IoiPair r;
     r.abba = abba[i] != 0;
     r.template_index = opt.template_index >= 0 ? opt.template_index
-                                               : static_cast<int>(uniform_below(rng, kTemplates.size()));
+                       : one_length ? templates[uniform_below(rng, templates.size())]
+                                    : static_cast<int>(uniform_below(rng, kTemplates.size()));
     // C is drawn for both kinds so that the clean prompts do not depend on the corruption.
     const uint64_t io = uniform_below(rng, names.size());
     const uint64_t s = below_except(rng, names.size(), {io});
@@ -216,6 +262,15 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
                        "the IOI prompt \"" + p.clean_text + "\" does not encode with" + IO.text +
                            " and" + S.text + " as single tokens in place, so clean and " +
                            "corrupted prompts would not align");
+    if (one_length && p.clean.size() != length)
+      throw InputError(std::string(kTokenizerName), "",
+                       "the IOI prompt \"" + p.clean_text + "\" has " + std::to_string(p.clean.size()) +
+                           " tokens, not the " + std::to_string(length) +
+                           " of its template family, so positions would not line up; set "
+                           "same_length = false and use named positions");
+    const int at[] = {r.io_pos, r.s1_pos, r.s1_pos + 1, r.s2_pos, static_cast<int>(p.clean.size()) - 1};
+    for (size_t k = 0; k < kPositionNames.size(); ++k)
+      p.positions.push_back({std::string(kPositionNames[k]), at[k]});
     out.push_back(std::move(r));
   }
   return out;

@@ -28,6 +28,10 @@ struct IoiOptions {
   // -1: draw a template for each pair. Otherwise use only this template: every prompt then
   // has one length, which mean ablation and position-labelled plots need.
   int template_index = -1;
+  // With template_index = -1: draw only among the templates of the most common token length
+  // (ties: the shorter), so that a position index means the same token in every pair. false
+  // mixes every template and length; align those with named positions.
+  bool same_length = true;
 };
 
 // Templates in ABBA order: [A] is the IO, [B] the subject; the second [B] is S2 and the prompt
@@ -39,6 +43,11 @@ std::span<const std::string_view> ioi_names();
 std::span<const std::string_view> ioi_places();
 std::span<const std::string_view> ioi_objects();
 
+// The named positions every generated pair carries, in this order: the IO name, the first
+// subject name, the token after it, the second subject name, and the last token (where the
+// answer is read).
+std::span<const std::string_view> ioi_position_names();
+
 // A generated pair and the choices behind it.
 struct IoiPair {
   PromptPair pair;
@@ -49,7 +58,8 @@ struct IoiPair {
 };
 
 // Deterministic for a seed (std::mt19937_64 and its own integer draws, so the same on every
-// standard library). Half the pairs are ABBA, half BABA. The clean prompts do not depend on
+// standard library). Half the pairs are ABBA, half BABA. Each pair's `positions` holds
+// ioi_position_names(). The clean prompts do not depend on
 // the corruption kind. Throws InputError when fewer than 3 names are single tokens.
 std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOptions& opt);
 std::vector<PromptPair> generate_ioi(const Tokenizer& tok, const IoiOptions& opt);

@@ -19,7 +19,8 @@ namespace causeway {
 
 namespace {
 
-using nlohmann::json;
+// Ordered, so that named positions keep the order the line gives them.
+using json = nlohmann::ordered_json;
 
 // A JSON value as it appears in the file, shortened, for "got ..." messages.
 std::string show(const json& v) {
@@ -66,6 +67,7 @@ class LineParser {
         fail("wrong", "token " + std::to_string(w) +
                           " is also an answer; the logit difference would always be zero");
     if (auto it = obj.find("answer_pos"); it != obj.end()) p.answer_pos = parse_answer_pos(*it, p);
+    if (auto it = obj.find("positions"); it != obj.end()) p.positions = parse_positions(*it, p);
     return p;
   }
 
@@ -171,6 +173,33 @@ class LineParser {
     return static_cast<int>(v.get<int64_t>());
   }
 
+  // {"IO": 2, "S1": 4, "END": -1}: each index inside both prompts; negative counts from the end
+  // of the clean prompt and is stored counted from the start.
+  std::vector<NamedPosition> parse_positions(const json& v, const PromptPair& p) const {
+    if (!v.is_object())
+      fail("positions", "expected an object of name: token index, e.g. {\"IO\": 2, \"END\": -1}, got " +
+                            describe(v));
+    if (v.empty()) fail("positions", "empty object; name at least one position or leave the key out");
+    const int64_t n = static_cast<int64_t>(p.clean.size());
+    const int64_t shortest = static_cast<int64_t>(std::min(p.clean.size(), p.corrupted.size()));
+    std::vector<NamedPosition> out;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const std::string& name = it.key();
+      const json& idx = it.value();
+      const std::string key = "positions." + name;
+      if (name.empty()) fail("positions", "a position name is empty");
+      if (!idx.is_number_integer()) fail(key, "expected an integer token index, got " + describe(idx));
+      const bool negative = !idx.is_number_unsigned() && idx.get<int64_t>() < 0;
+      const int64_t i = negative ? n + idx.get<int64_t>()
+                                 : static_cast<int64_t>(std::min<uint64_t>(idx.get<uint64_t>(), std::numeric_limits<int64_t>::max()));
+      if (i < 0 || i >= shortest)
+        fail(key, show(idx) + " is outside the prompt (clean has " + std::to_string(p.clean.size()) +
+                      " tokens, corrupted " + std::to_string(p.corrupted.size()) + ")");
+      out.push_back({name, static_cast<int>(i)});
+    }
+    return out;
+  }
+
   const std::string& source_;
   int line_;
   const Tokenizer* tok_;
@@ -197,6 +226,41 @@ void PairDataset::require_aligned() const {
                          std::to_string(p.corrupted.size()) +
                          "; patching position by position needs prompts of equal length");
   }
+}
+
+std::vector<std::string> PairDataset::position_names() const {
+  auto where = [&](size_t i) {
+    const PromptPair& p = pairs[i];
+    return p.line > 0 ? "line " + std::to_string(p.line) : "pair " + std::to_string(i + 1);
+  };
+  auto names_of = [](const PromptPair& p) {
+    std::vector<std::string> n;
+    for (const NamedPosition& np : p.positions) n.push_back(np.name);
+    return n;
+  };
+  auto joined = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if (pairs.empty()) throw InputError(source, "", "no prompt pairs");
+  const std::vector<std::string> first = names_of(pairs.front());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (pairs[i].positions.empty())
+      throw InputError(source, where(i) + ": positions",
+                       "missing; named positions need every pair to name its positions, e.g. "
+                       "\"positions\": {\"IO\": 2, \"S1\": 4, \"END\": -1} (causeway data ioi "
+                       "writes them)");
+    const std::vector<std::string> mine = names_of(pairs[i]);
+    std::vector<std::string> a = mine, b = first;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    if (a != b)
+      throw InputError(source, where(i) + ": positions",
+                       "names " + joined(mine) + " but " + where(0) + " names " + joined(first) +
+                           "; every pair must name the same positions");
+  }
+  return first;
 }
 
 int PairDataset::max_length() const {
@@ -268,6 +332,11 @@ void write_pairs_jsonl(const std::filesystem::path& path, const std::vector<Prom
     j["answer"] = tokens(p.answers);
     j["wrong"] = tokens(p.wrongs);
     if (p.answer_pos != -1) j["answer_pos"] = p.answer_pos;
+    if (!p.positions.empty()) {
+      ordered named = ordered::object();
+      for (const NamedPosition& np : p.positions) named[np.name] = np.index;
+      j["positions"] = named;
+    }
     out << j.dump(-1, ' ', false, ordered::error_handler_t::replace) << '\n';
   }
   out.close();

@@ -11,6 +11,9 @@
 //   logit difference averages over each set.
 // - answer_pos (optional): the position whose logits are read; negative counts from the end
 //   (-1, the default, is the last token).
+// - positions (optional): named token positions of the pair, e.g. {"IO": 2, "S1": 4, "END": -1}
+//   (negative counts from the end), in both prompts. A sweep with positions = "named" indexes
+//   its position axis by these names, so the same cell means the same role in every pair.
 // Other keys are ignored. Every error names the file, "line N" and the key.
 #pragma once
 
@@ -24,12 +27,20 @@ namespace causeway {
 
 class Tokenizer;
 
+// A token position with a role in the prompt ("IO", "S2", "END", ...); index counts from 0.
+struct NamedPosition {
+  std::string name;
+  int index = 0;
+  bool operator==(const NamedPosition&) const = default;
+};
+
 struct PromptPair {
   std::string clean_text, corrupted_text;  // empty when the line gave token ids
   std::vector<int32_t> clean, corrupted;   // token ids
   std::vector<int32_t> answers, wrongs;    // one or more single tokens each
   int answer_pos = -1;                     // position whose logits are read; -1 = last token
   int line = 0;                            // 1-based line in the source file (0 if generated)
+  std::vector<NamedPosition> positions;    // in the order the line gives them; may be empty
 };
 
 struct PairDataset {
@@ -41,6 +52,9 @@ struct PairDataset {
   void require_aligned() const;
   // Longest prompt (clean or corrupted) in tokens; 0 when there are no pairs.
   int max_length() const;
+  // The position names every pair shares, in the first pair's order. Throws InputError naming
+  // the line of a pair without names, or whose names differ from the first pair's.
+  std::vector<std::string> position_names() const;
 };
 
 // `tok` may be null if every prompt and answer is given as token ids.

@@ -47,12 +47,12 @@ AttributionRunner::AttributionRunner(GPT2Model& model, const PairDataset& data,
     throw InputError("experiment", "metric",
                      "attribution patching supports logit_diff and normalized metrics");
   if (req_.window != 1) throw InputError("experiment", "window", "attribution patches one layer");
-  int T = 0;
-  for (const PromptPair& p : data_.pairs) T = std::max(T, static_cast<int>(p.clean.size()));
-  grid_ = make_grid(req_.spec, model_.config(), T);
+  grid_ = grid_for(req_.spec, model_.config(), data_);
+  positions_.emplace_back(grid_, data_);
   kinds_ = patched_kinds(req_.spec);
   for (const SweepSpec& spec : also) {
-    also_.push_back(make_grid(spec, model_.config(), T));
+    also_.push_back(grid_for(spec, model_.config(), data_));
+    positions_.emplace_back(also_.back(), data_);
     for (HookKind k : patched_kinds(spec))
       if (std::find(kinds_.begin(), kinds_.end(), k) == kinds_.end()) kinds_.push_back(k);
   }
@@ -218,14 +218,15 @@ void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair
     }
     return products.emplace(hp, std::move(out)).first->second;
   };
+  const PairPositions& in_pair = positions_[&grid == &grid_ ? 0 : 1 + (&grid - also_.data())];
   std::vector<double> est(static_cast<size_t>(blk.P) * n_cells * passes, 0.0);
   for (int c = cell_begin; c < cell_end; ++c) {
-    const PatchCell& cell = grid.cells[c];
-    const HookPoint hp{cell.kind, cell.layer};
-    const bool exact_qk = opt_.qk_fix && (cell.kind == HookKind::Q || cell.kind == HookKind::K);
+    const HookPoint hp{grid.cells[c].kind, grid.cells[c].layer};
+    const bool exact_qk = opt_.qk_fix && (hp.kind == HookKind::Q || hp.kind == HookKind::K);
     const std::vector<float>* prod = exact_qk ? nullptr : &product(hp);
     const int64_t n = blk.source->plan.activations().at(hp).numel(), row_size = n / blk.P;
     for (int p = 0; p < blk.P; ++p) {
+      const PatchCell cell = in_pair.in_pair(grid.cells[c], pair_begin + p);
       const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
       if (cell.pos >= length) continue;
       for (int g = 0; g < passes; ++g) {
@@ -251,7 +252,7 @@ void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair
     const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
     for (int c = cell_begin; c < cell_end; ++c) {
       float& out = effect[static_cast<int64_t>(p) * n_cells + (c - cell_begin)];
-      if (grid.cells[c].pos >= length) {
+      if (in_pair.in_pair(grid.cells[c], pair_begin + p).pos >= length) {
         out = kNaN;
         continue;
       }

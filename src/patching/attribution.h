@@ -46,6 +46,7 @@ class AttributionRunner final : public SweepEngine {
   AttributionOptions opt_;
   SweepGrid grid_;
   std::vector<SweepGrid> also_;
+  std::vector<PairPositions> positions_;  // of grid_, then of each of also_
   std::vector<HookKind> kinds_;
   std::unique_ptr<Block> block_;
 };

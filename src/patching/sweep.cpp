@@ -65,7 +65,8 @@ SweepRunner::SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest
   data_.require_aligned();
   for (const PromptPair& p : data_.pairs)
     grid_T_ = std::max(grid_T_, static_cast<int>(p.clean.size()));
-  grid_ = make_grid(req_.spec, model_.config(), grid_T_);
+  grid_ = grid_for(req_.spec, model_.config(), data_);
+  positions_ = PairPositions(grid_, data_);
   kinds_ = patched_kinds(req_.spec);
   if (req_.window < 1) throw InputError("experiment", "window", "must be at least 1");
   if (req_.source == PatchSource::Resample && req_.resample_samples < 1)
@@ -311,9 +312,9 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
   std::vector<Row> rows;
   std::fill(effect, effect + static_cast<int64_t>(blk.P) * n_cells, 0.0f);
   for (int c = cell_begin; c < cell_end; ++c) {
-    const PatchCell& cell = grid_.cells[c];
     for (int i = 0; i < static_cast<int>(blk.instances.size()); ++i) {
       const auto& inst = blk.instances[i];
+      const PatchCell cell = positions_.in_pair(grid_.cells[c], blk.begin + inst.pair);
       float& out = effect[static_cast<int64_t>(inst.pair) * n_cells + (c - cell_begin)];
       const int first = std::max(first_affected_position(cell), cell.src);
       if (cell.pos >= blk.length[inst.pair]) {
@@ -373,10 +374,10 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
         plan.add({kind, L}, [&, kind, L, k](const HookContext& ctx, Tensor& value) {
           const int64_t size = hook_row_size(kind, cfg, ctx.T - ctx.row_begin, ctx.T);
           for (int r = 0; r < ctx.B; ++r) {
-            PatchCell cell = grid_.cells[rows[begin + r].cell];
+            const auto& inst = blk.instances[rows[begin + r].instance];
+            PatchCell cell = positions_.in_pair(grid_.cells[rows[begin + r].cell], blk.begin + inst.pair);
             if (!touches(cell, kind, L, req_.window)) continue;
             cell.layer = L;
-            const auto& inst = blk.instances[rows[begin + r].instance];
             const float* src = inst.source_run == kZeroSource ? nullptr
                                : inst.source_run == kMeanSource
                                    ? means_[k * cfg.n_layer + L].data()

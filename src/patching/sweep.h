@@ -15,6 +15,7 @@
 #include "model/gpt2.h"
 #include "patching/metric.h"
 #include "patching/sweep_grid.h"
+#include "patching/sweep_positions.h"
 
 namespace causeway {
 
@@ -114,6 +115,7 @@ class SweepRunner final : public SweepEngine {
   const PairDataset& data_;
   SweepRequest req_;
   SweepGrid grid_;
+  PairPositions positions_;                // cells in each pair's token positions
   int grid_T_ = 0;
   std::vector<HookKind> kinds_;
   std::vector<std::vector<float>> means_;  // Mean ablation: per (kind, layer), (T, ...)

@@ -36,6 +36,7 @@ struct SweepSpec {
   SweepKind kind = SweepKind::ResidPre;
   bool by_pos = true;     // false: each cell patches every position
   int position = -1;      // MlpNeuron only: the one position patched, or -1 for all
+  bool named = false;     // position axes index the pairs' named positions (sweep_positions.h)
   std::string name() const;
   // Parses a sweep name ("resid_pre", "attn_head_out", "mlp_neuron", ...); InputError names
   // `source` and `field` on an unknown one.
@@ -46,12 +47,14 @@ struct SweepSpec {
 struct GridAxis {
   std::string name;                  // "layer", "pos", "head", "neuron", "component", "dest_pos", "src_pos"
   int size = 0;
-  std::vector<std::string> labels;   // only for "component": hook names in grid order
+  std::vector<std::string> labels;   // "component": hook names in grid order; position axes
+                                     // of a named grid: the position names
 };
 
 struct SweepGrid {
   std::vector<GridAxis> axes;
   std::vector<PatchCell> cells;      // row-major over axes
+  std::vector<std::string> position_names;  // non-empty: positions are these names' indices
   std::vector<int> shape() const;
 };
 

@@ -79,6 +79,7 @@ TrainBatch IoiTask::batch(uint64_t seed, int n) const {
   IoiOptions io;
   io.n = n;
   io.seed = seed;
+  io.same_length = false;  // training sees every template (and the committed models were trained so)
   const std::vector<IoiPair> pairs = generate_ioi_detailed(tok_, io);
   std::vector<std::vector<int32_t>> rows;
   for (const IoiPair& p : pairs) rows.push_back(p.pair.clean);

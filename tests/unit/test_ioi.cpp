@@ -107,7 +107,9 @@ TEST(Ioi, SubjectSwapPairs) {
   REQUIRE_GPT2();
   EXPECT_EQ(id_of(" Mary"), 5335);
   EXPECT_EQ(id_of(" John"), 1757);
-  const auto pairs = generate_ioi_detailed(*gpt2(), options(1));
+  IoiOptions mixed = options(1);
+  mixed.same_length = false;  // every template, so that alignment is checked in each
+  const auto pairs = generate_ioi_detailed(*gpt2(), mixed);
   PairDataset d;
   d.source = "ioi";
   for (const IoiPair& p : pairs) d.pairs.push_back(p.pair);
