@@ -30,6 +30,8 @@ def axis_labels(name: str, values: Sequence[int],
 
 def tick_label(axis: Axis, i: int) -> str:
     """Label for a heatmap tick: positions keep their number, as tokens repeat."""
+    if axis.named:
+        return axis.labels[i]
     if is_position_axis(axis.name):
         token = axis.labels[i]
         return f"{axis.values[i]}:{token}" if token else str(axis.values[i])
@@ -37,7 +39,9 @@ def tick_label(axis: Axis, i: int) -> str:
 
 
 def entry_label(axis: Axis, i: int) -> str:
-    """Label of one entry inside a cell name, e.g. "L1", "H2", "pos7 ' own'"."""
+    """Label of one entry inside a cell name, e.g. "L1", "H2", "pos7 ' own'", "pos S2"."""
+    if axis.named:
+        return f"{axis.name} {axis.labels[i]}"
     if is_position_axis(axis.name):
         token = axis.labels[i]
         return f"{axis.name}{axis.values[i]}" + (f" {token!r}" if token else "")

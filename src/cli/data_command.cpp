@@ -21,6 +21,7 @@ struct IoiCommandOptions {
   std::string corruption = "swap";
   std::string out;
   bool overwrite = false;
+  bool mixed_lengths = false;
 };
 
 int run_ioi(const IoiCommandOptions& o) {
@@ -80,6 +81,10 @@ Command add_data_command(CLI::App& app) {
                       ") so that every prompt has the same length; -1 draws one per pair")
       ->capture_default_str()
       ->check(CLI::Range(-1, static_cast<int>(ioi_templates().size()) - 1));
+  ioi->add_flag("--mixed-lengths", o->mixed_lengths,
+                "Draw from every template, of any length (default: only the templates of the "
+                "most common length, so that a position is the same token in every pair); the "
+                "pairs' named positions (IO, S1, S1+1, S2, END) still align them");
   ioi->add_option("--tokenizer", o->tokenizer,
                   "Folder with the model's tokenizer: vocab.json + merges.txt or tokenizer.json "
                   "(a Hugging Face model folder works); names, places and objects are kept only "
@@ -94,6 +99,7 @@ Command add_data_command(CLI::App& app) {
     if (ioi->parsed()) {
       o->ioi.corruption = o->corruption == "abc" ? IoiOptions::Corruption::ThirdName
                                                  : IoiOptions::Corruption::SubjectSwap;
+      o->ioi.same_length = !o->mixed_lengths;
       return run_ioi(*o);
     }
     std::cout << cmd->help("causeway");

@@ -30,7 +30,9 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
     if (auto s = pos->value<std::string>()) {
       if (*s == "each") r.spec.by_pos = true;
       else if (*s == "all") r.spec.by_pos = false;
-      else x.fail("positions", "must be \"each\", \"all\" or a position number");
+      // named: one position axis entry per name the pairs carry (IO, S2, ...), aligned per pair.
+      else if (*s == "named") r.spec.by_pos = r.spec.named = true;
+      else x.fail("positions", "must be \"each\", \"all\", \"named\" or a position number");
     } else if (auto p = pos->value<int64_t>()) {
       r.spec.by_pos = true;
       r.spec.position = static_cast<int>(*p);
@@ -115,6 +117,11 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
     c.ioi.corruption = choose<IoiOptions::Corruption>(
         data, "corruption", "swap",
         {{"swap", IoiOptions::Corruption::SubjectSwap}, {"abc", IoiOptions::Corruption::ThirdName}});
+    // false mixes templates of every length; per-position sweeps then need positions = "named".
+    if (const toml::node* n = data.raw("same_length")) {
+      if (!n->is_boolean()) data.fail("same_length", "must be true or false");
+      c.ioi.same_length = n->as_boolean()->get();
+    }
     if (c.ioi.n < 1) data.fail("n", "must be at least 1");
   }
   data.reject_unknown();

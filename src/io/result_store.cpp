@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "data/position_labels.h"
 #include "model/tokenizer.h"
 
 #ifndef CAUSEWAY_GIT_HASH
@@ -36,6 +37,27 @@ void attach_scales(H5File& f, const std::string& dataset, const std::vector<std:
     h5_check(H5DSattach_scale(ds.get(), scale.get(), static_cast<unsigned>(d)), "H5DSattach_scale",
              f.path(), dataset);
   }
+}
+
+// The pairs' named positions, when every pair names the same ones: /data/position_names [K]
+// and /data/named_positions [pair, K], each pair's token index of each name.
+void write_named_positions(H5File& f, const PairDataset& data) {
+  if (data.pairs.empty() || data.pairs.front().positions.empty()) return;
+  std::vector<std::string> names;
+  try {
+    names = data.position_names();
+  } catch (const InputError&) {
+    return;  // no common names: nothing to align by (a named sweep refuses such data itself)
+  }
+  const int P = static_cast<int>(data.pairs.size()), K = static_cast<int>(names.size());
+  std::vector<int32_t> index;
+  index.reserve(static_cast<size_t>(P) * K);
+  for (const PromptPair& p : data.pairs)
+    for (const std::string& n : names)
+      for (const NamedPosition& np : p.positions)
+        if (np.name == n) index.push_back(np.index);
+  f.write_strings("/data/position_names", names);
+  f.write_ints("/data/named_positions", index.data(), {P, K});
 }
 
 std::vector<int32_t> iota(int n) {
@@ -105,8 +127,8 @@ void ResultStore::set_attribute(const std::string& object, const std::string& ke
 
 void ResultStore::write_data(const PairDataset& data, const Tokenizer* tok) {
   const int P = static_cast<int>(data.pairs.size());
-  int T = 0;
-  for (const auto& p : data.pairs) T = std::max(T, static_cast<int>(p.clean.size()));
+  // Both prompts count: a corrupted prompt longer than every clean one must still fit.
+  const int T = data.max_length();
   // Token ids padded with -1 past each prompt's end.
   std::vector<int32_t> clean(static_cast<size_t>(P) * T, -1), corrupted(clean.size(), -1),
       lengths(P), answer(P), wrong(P);
@@ -131,15 +153,13 @@ void ResultStore::write_data(const PairDataset& data, const Tokenizer* tok) {
   file_.write_ints("/data/answer", answer.data(), {P});
   file_.write_ints("/data/wrong", wrong.data(), {P});
   file_.set_attribute("/data", "source", data.source);
+  file_.write_strings("/data/position_labels", position_labels(data, tok));
+  write_named_positions(file_, data);
   if (!tok) return;
   file_.write_strings("/data/clean_text", clean_text);
   file_.write_strings("/data/corrupted_text", corrupted_text);
   file_.write_strings("/data/answer_text", answer_text);
   file_.write_strings("/data/wrong_text", wrong_text);
-  // Position labels for plots: the first pair's clean tokens.
-  std::vector<std::string> labels;
-  for (int32_t id : data.pairs.front().clean) labels.push_back(tok->token_text(id));
-  file_.write_strings("/data/position_labels", labels);
 }
 
 void ResultStore::create_experiment(const ExperimentLayout& e) {

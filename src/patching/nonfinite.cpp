@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/finite.h"
+#include "patching/sweep_positions.h"
 
 namespace causeway {
 
@@ -60,10 +61,11 @@ void require_finite(const BlockResults& r, const std::function<std::string(int64
                        "; " + kAllowNonfiniteHint);
   }
   const int64_t n_cells = r.cell_end - r.cell_begin;
+  const PairPositions positions(r.grid, r.data);
   for (int p = r.pair_begin; p < r.pair_end; ++p)
     for (int64_t c = r.cell_begin; c < r.cell_end; ++c) {
       const float v = r.effect[(p - r.pair_begin) * n_cells + (c - r.cell_begin)];
-      if (!std::isfinite(v) && !is_padding_cell(r.grid.cells[c], r.data.pairs[p]))
+      if (!std::isfinite(v) && !is_padding_cell(positions.in_pair(r.grid.cells[c], p), r.data.pairs[p]))
         fail(r, p, "metric \"" + metric + "\" of cell " + cell_name(c) + " is " + nonfinite_name(v) + "; " +
                        kAllowNonfiniteHint);
     }
@@ -82,10 +84,13 @@ NonfiniteCount count_nonfinite(const PairDataset& data, const SweepGrid& grid,
                                const std::vector<float>& effect, const SweepBaselines& b) {
   NonfiniteCount n;
   const int64_t n_cells = static_cast<int64_t>(grid.cells.size());
+  const PairPositions positions(grid, data);
   for (size_t p = 0; p < data.pairs.size(); ++p) {
     if (!finite_baselines(b, static_cast<int>(p))) ++n.baselines;
     for (int64_t c = 0; c < n_cells; ++c)
-      if (!std::isfinite(effect[p * n_cells + c]) && !is_padding_cell(grid.cells[c], data.pairs[p])) ++n.cells;
+      if (!std::isfinite(effect[p * n_cells + c]) &&
+          !is_padding_cell(positions.in_pair(grid.cells[c], static_cast<int>(p)), data.pairs[p]))
+        ++n.cells;
   }
   return n;
 }

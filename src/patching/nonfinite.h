@@ -15,7 +15,8 @@
 
 namespace causeway {
 
-// A cell at a position past the pair's prompt: NaN by design, not a result.
+// A cell (in the pair's own positions, see PairPositions) past the pair's prompt: NaN by
+// design, not a result.
 bool is_padding_cell(const PatchCell& cell, const PromptPair& pair);
 
 // "pairs.jsonl: pair 3 (line 4)" (the line only where the pair came from a file).

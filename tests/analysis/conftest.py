@@ -74,14 +74,6 @@ name = "pattern"
 sweep = "attn_head_pattern_dest_src"
 """
 
-# Prompts of 5, 8 and 3 tokens: cells past a prompt's end are NaN in `effect`.
-RAGGED_PAIRS = [
-    '{"clean": [763, 890, 970, 680, 446], "corrupted": [828, 890, 970, 680, 446], '
-    '"answer": 657, "wrong": 355}',
-    '{"clean": [308, 984, 715, 601, 950, 972, 329, 643], '
-    '"corrupted": [308, 984, 715, 356, 950, 974, 329, 643], "answer": 766, "wrong": 677}',
-    '{"clean": [872, 332, 613], "corrupted": [682, 332, 613], "answer": 577, "wrong": 957}',
-]
 
 
 def causeway_binary() -> Path:
@@ -119,11 +111,25 @@ def run_file(run_output) -> Path:
 
 @pytest.fixture(scope="session")
 def ragged_file(tmp_path_factory) -> Path:
+    """A per-position run whose pair 0 lacks positions 5-7 and pair 2 positions 3-7 (NaN).
+
+    causeway now refuses such a sweep over prompts of 5, 8 and 3 tokens (a position would be a
+    different token in each pair), so the undefined cells are blanked here in a run of three
+    8-token prompts; `prob` keeps the stored mean a plain mean over the defined pairs.
+    """
     folder = tmp_path_factory.mktemp("ragged")
     pairs = folder / "ragged.jsonl"
-    pairs.write_text("\n".join(RAGGED_PAIRS) + "\n")
-    experiments = '[[experiment]]\nname = "resid"\nsweep = "resid_pre"\npositions = "each"\n'
-    return run_causeway(folder, pairs, experiments, "ragged")[0]
+    pairs.write_text("".join(PAIRS.read_text().splitlines(keepends=True)[:3]))
+    experiments = ('[[experiment]]\nname = "resid"\nsweep = "resid_pre"\npositions = "each"\n'
+                   'metric = "prob"\n')
+    path = run_causeway(folder, pairs, experiments, "ragged")[0]
+    with h5py.File(path, "r+") as f:
+        values = f["experiments/resid/effect"][()]
+        values[0, :, 5:] = np.nan
+        values[2, :, 3:] = np.nan
+        f["experiments/resid/effect"][...] = values
+        f["experiments/resid/mean"][...] = np.nanmean(values, axis=0)
+    return path
 
 
 @pytest.fixture
