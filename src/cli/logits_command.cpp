@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/hdf5_file.h"
+#include "io/output_lock.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
 
@@ -69,6 +70,8 @@ std::string show(const std::string& s) {
 int run_logits(const LogitsOptions& o) {
   set_cpu_threads(o.threads);
   const std::filesystem::path dir(o.model);
+  // Held until the file is written: a run job on the same path is refused, and vice versa.
+  std::unique_ptr<OutputLock> lock = o.out.empty() ? nullptr : std::make_unique<OutputLock>(o.out);
   if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
 
@@ -141,6 +144,7 @@ int run_logits(const LogitsOptions& o) {
     f.set_attribute("/", "model", dir.string());
     f.set_attribute("/", "causeway_version", CAUSEWAY_VERSION);
     if (!o.text.empty()) f.set_attribute("/", "text", o.text);
+    f.close();
     std::printf("\nwrote %s (logits [%d, %d]%s)\n", o.out.c_str(), T, V,
                 cached.empty() ? "" : (" and " + std::to_string(cached.size()) + " hooks").c_str());
   }

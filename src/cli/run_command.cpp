@@ -23,6 +23,7 @@
 #include "cli/job_log.h"
 #include "cli/run_config.h"
 #include "core/error.h"
+#include "io/output_lock.h"
 #include "io/result_store.h"
 #include "io/result_writer.h"
 #include "model/gpt2.h"
@@ -136,12 +137,12 @@ void mask_past_length(float* v, const std::vector<int64_t>& shape, const std::ve
   }
 }
 
-std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, const RunConfig& c) {
+std::map<std::string, AttributeValue> attributes_of(const ExperimentConfig& e, const RunConfig& c) {
   const SweepRequest& r = e.request;
-  std::map<std::string, std::string> a = {
+  std::map<std::string, AttributeValue> a = {
       {"kind", e.kind},
       {"sweep", r.spec.name()},
-      {"positions", r.spec.named ? "named" : r.spec.by_pos ? "each" : "all"},
+      {"positions", r.spec.by_pos ? "each" : "all"},
       {"metric", metric_name(r.metric)},
       {"mean_definition", mean_definition(r.metric)},
   };
@@ -149,21 +150,21 @@ std::map<std::string, std::string> attributes_of(const ExperimentConfig& e, cons
     a["direction"] = r.direction == Direction::Denoising ? "denoising" : "noising";
   if (e.kind == "attribution") {
     a["method"] = std::string("attribution patching (AtP") + (e.attribution.qk_fix || e.attribution.grad_drop ? "*" : "") + ")";
-    a["qk_fix"] = e.attribution.qk_fix ? "true" : "false";
-    a["grad_drop"] = e.attribution.grad_drop ? "true" : "false";
+    a["qk_fix"] = e.attribution.qk_fix;
+    a["grad_drop"] = e.attribution.grad_drop;
   }
   if (e.kind == "ablation") a["ablation"] = e.ablation;
   if (e.kind == "noise") {
     a["corruption"] = "gaussian_noise";
-    a["noise_scale"] = std::to_string(r.noise.scale);
-    a["noise_samples"] = std::to_string(r.noise.samples);
+    a["noise_scale"] = static_cast<double>(r.noise.scale);
+    a["noise_samples"] = static_cast<int64_t>(r.noise.samples);
   } else {
     a["corruption"] = c.generator == "ioi"
                           ? (c.ioi.corruption == IoiOptions::Corruption::SubjectSwap ? "ioi_subject_swap"
                                                                                      : "ioi_third_name")
                           : "dataset";
   }
-  if (r.window > 1) a["window"] = std::to_string(r.window);
+  if (r.window > 1) a["window"] = static_cast<int64_t>(r.window);
   return a;
 }
 
@@ -173,10 +174,7 @@ std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
     const GridAxis& a = axes[d];
     const int64_t i = flat % a.size;
     flat /= a.size;
-    // Named positions keep their axis name: "pos END", not a bare "END".
-    const std::string part = a.labels.empty()        ? a.name + " " + std::to_string(i)
-                             : a.name.ends_with("pos") ? a.name + " " + a.labels[i]
-                                                       : a.labels[i];
+    const std::string part = a.labels.empty() ? a.name + " " + std::to_string(i) : a.labels[i];
     s = part + (s.empty() ? "" : ", " + s);
   }
   return s;
@@ -310,9 +308,6 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   } else {
     job.data = load_pairs_jsonl(c.data_file, job.tok.get());
   }
-  // Before anything is laid out: clean and corrupted prompts of different lengths cannot be
-  // patched onto each other (and once overran the token table of the result file).
-  job.data.require_aligned();
   for (const PromptPair& p : job.data.pairs) {
     job.model->validate(TokenBatch::padded({p.clean, p.corrupted}),
                         job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
@@ -324,8 +319,7 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   const int per_item = std::min(c.pairs_per_item, std::max(P, 1));
   std::vector<ExperimentShape> shapes;
   for (const ExperimentConfig& e : c.experiments) {
-    const SweepGrid grid = grid_for(e.request.spec, mc, job.data, c.path.string(),
-                                    "experiment[" + std::to_string(job.layouts.size()) + "].positions");
+    const SweepGrid grid = make_grid(e.request.spec, mc, job.T_max);
     ExperimentLayout l;
     l.name = e.name;
     l.attributes = attributes_of(e, c);
@@ -394,13 +388,23 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   const auto parent = c.output.parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent))
     throw InputError(c.output.string(), "", "the output folder does not exist (or is not a folder)");
-  ResultStore store = ResultStore::create(c.output, o.overwrite);
-  store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
-  store.write_data(job.data, job.tok.get());
-  for (const ExperimentLayout& l : job.layouts) store.create_experiment(l);
-  store.create_activations(job.activations, static_cast<int>(job.data.pairs.size()),
-                           job.activations.empty() ? 0 : job.plan.items_of(job.n_experiments()),
-                           job.layouts.empty() ? 1 : job.layouts.front().pairs_per_item);
+  // Laid out under a temporary name and renamed into place once complete and closed: a kill
+  // or a full disk during layout leaves no file (and, with --overwrite, the old one intact).
+  try {
+    ResultStore store = ResultStore::create_staged(c.output);
+    store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
+    store.write_data(job.data, job.tok.get());
+    // Test hook for the layout-kill test: die like a node failure in the middle of the layout.
+    if (std::getenv("CAUSEWAY_FAULT_KILL_DURING_LAYOUT")) ::kill(::getpid(), SIGKILL);
+    for (const ExperimentLayout& l : job.layouts) store.create_experiment(l);
+    store.create_activations(job.activations, static_cast<int>(job.data.pairs.size()),
+                             job.activations.empty() ? 0 : job.plan.items_of(job.n_experiments()),
+                             job.layouts.empty() ? 1 : job.layouts.front().pairs_per_item);
+    store.publish();
+  } catch (const IoError& e) {
+    throw IoError(std::string(e.what()) +
+                  "; the output path was left as it was: free space, then run again");
+  }
   done.assign(static_cast<size_t>(job.plan.size()), 0);
   return done;
 }
@@ -521,14 +525,17 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
     log.end_progress();
   }
   world.barrier();
+  // The close flushes what HDF5 still buffers; a full disk may show only here.
+  together(world, false, [&] { writer.close(); });
   stats.write_seconds = writer.write_seconds();
   return stats;
 }
 
 // Verify mode: true activation patching of the attribution's strongest cells, stored beside
 // the estimates with their correlation, so a user sees how far the linear estimate held.
-void verify(const Job& job, int e, ResultStore& store, const std::vector<float>& mean,
-            double reference, bool quiet) {
+// Returns the summary line, printed once the file is safely closed.
+std::string verify(const Job& job, int e, ResultStore& store, const std::vector<float>& mean,
+                   double reference) {
   const ExperimentConfig& x = job.cfg.experiments[e];
   const std::string g = "/experiments/" + x.name;
   const std::vector<int64_t> cells = strongest(mean, reference, x.verify_top);
@@ -564,6 +571,8 @@ void verify(const Job& job, int e, ResultStore& store, const std::vector<float>&
     est_mean.push_back(mean[cells[k]]);
     act_mean.push_back(true_mean[k]);
   }
+  // A resumed finished run verifies again: the new results replace the old ones.
+  store.file().remove(g + "/verify");
   store.file().write_ints(g + "/verify/cell", cell_ids.data(), {K});
   store.file().write_floats(g + "/verify/estimate", estimate.data(), {P, K});
   store.file().write_floats(g + "/verify/actual", actual.data(), {P, K});
@@ -574,32 +583,56 @@ void verify(const Job& job, int e, ResultStore& store, const std::vector<float>&
   store.file().set_attribute(g + "/verify", "pearson_of_means", r_means);
   store.file().set_attribute(g + "/verify", "description",
                              "activation patching of the top cells by |mean - no effect|; cell = flat grid index");
-  if (!quiet)
-    std::printf("\n%s: verified the top %d cells by activation patching: Pearson r %.3f over "
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "\n%s: verified the top %d cells by activation patching: Pearson r %.3f over "
                 "(pair, cell), %.3f over cell means\n", x.name.c_str(), K, r_pairs, r_means);
+  return line;
 }
 
+// Rank 0, once every item is done: the means, timings and verification, then the summary.
+// Nothing is printed until the file is closed and synced, so a summary means a complete file.
 void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, double wall,
                  double write_max, int64_t items_run) {
   const RunConfig& c = job.cfg;
-  ResultStore store = ResultStore::open(c.output);
-  store.set_attribute("/meta", "rank_layout", job.topo.describe() + ", schedule " + schedule_name(job.schedule));
-  store.set_attribute("/meta", "elapsed_seconds", std::to_string(wall));
-  for (int e = 0; e < job.n_experiments(); ++e) {
-    const ExperimentConfig& x = c.experiments[e];
-    const std::string g = "/experiments/" + x.name;
-    store.write_mean(x.name, x.request.metric);
-    store.set_attribute(g, "compute_seconds", std::to_string(totals.experiment_seconds[e]));
-    const auto mean = store.file().read_floats(g + "/mean");
-    const SweepBaselines base = read_baselines(store, g);
-    const double reference = no_effect_value(x, base.clean_metric, base.corrupted_metric);
-    // What every ranking of this experiment measures from, for analysis tools.
-    store.file().set_attribute(g, "no_effect", reference);
-    if (x.kind == "attribution" && x.verify_top > 0) verify(job, e, store, mean, reference, o.quiet);
-    if (o.quiet) continue;
-    print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
+  std::vector<std::function<void()>> summary;
+  try {
+    // Room for everything below (verification tables, attributes, metadata) is reserved first:
+    // a full disk then stops the job here, before the file is touched.
+    int64_t bytes = int64_t{1} << 20;
+    for (const ExperimentConfig& x : c.experiments)
+      if (x.kind == "attribution") bytes += int64_t{16} * x.verify_top * (job.data.pairs.size() + 2);
+    reserve_space(c.output, bytes, "to write the means");
+    ResultStore store = ResultStore::open(c.output);
+    store.set_attribute("/meta", "rank_layout", job.topo.describe() + ", schedule " + schedule_name(job.schedule));
+    store.file().set_attribute("/meta", "elapsed_seconds", wall);
+    for (int e = 0; e < job.n_experiments(); ++e) {
+      const ExperimentConfig& x = c.experiments[e];
+      const std::string g = "/experiments/" + x.name;
+      store.write_mean(x.name, x.request.metric);
+      store.file().set_attribute(g, "compute_seconds", totals.experiment_seconds[e]);
+      const auto mean = store.file().read_floats(g + "/mean");
+      const SweepBaselines base = read_baselines(store, g);
+      const double reference = no_effect_value(x, base.clean_metric, base.corrupted_metric);
+      // What every ranking of this experiment measures from, for analysis tools.
+      store.file().set_attribute(g, "no_effect", reference);
+      if (x.kind == "attribution" && x.verify_top > 0) {
+        const std::string line = verify(job, e, store, mean, reference);
+        summary.push_back([line] { std::fputs(line.c_str(), stdout); });
+      }
+      summary.push_back([&job, &o, &x, e, mean, base, reference] {
+        print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
+      });
+    }
+    store.close();
+    release_reserve(c.output);
+  } catch (const IoError& err) {
+    throw IoError(std::string(err.what()) +
+                  "; every work item is done: free space, then continue with --resume to write "
+                  "the means");
   }
   if (!o.quiet) {
+    for (const auto& print : summary) print();
     std::printf("\nwrote %s (%lld work items run in %.1f s; HDF5 writes %.2f s on the busiest rank, %.1f%%)\n",
                 c.output.string().c_str(), static_cast<long long>(items_run), wall, write_max,
                 100.0 * write_max / std::max(wall, 1e-9));
@@ -617,7 +650,15 @@ int run_job(const RunOptions& o) {
     Job job;
     together(world, false, [&] { set_up(job, o, world); });
     std::vector<uint8_t> done;
-    together(world, true, [&] { done = prepare_file(job, o, log); });
+    std::unique_ptr<OutputLock> lock;  // rank 0 holds the output until the job ends
+    together(world, true, [&] {
+      lock = std::make_unique<OutputLock>(job.cfg.output);
+      if (!lock->warning().empty()) std::fprintf(stderr, "causeway: warning: %s\n", lock->warning().c_str());
+      done = prepare_file(job, o, log);
+      // Test hook for the lock test: hold the laid-out file a while, like a long job.
+      if (const char* ms = std::getenv("CAUSEWAY_FAULT_SLEEP_AFTER_LAYOUT_MS"))
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms)));
+    });
     world.broadcast(done);
     log.info("causeway run: " + std::to_string(job.data.pairs.size()) + " pairs, " +
              std::to_string(job.n_experiments()) + " experiments, " + std::to_string(job.plan.size()) +

@@ -1,15 +1,29 @@
 #include "io/hdf5_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
 #include "core/error.h"
 
 namespace causeway {
 
-#define H5_CHECK(expr, object) h5_check(static_cast<int64_t>(expr), #expr, path_, object)
+#define H5_CHECK(expr, object) h5_check(static_cast<int64_t>(expr), #expr, shown_path(), object)
 
 namespace {
-// HDF5 prints its own error stack to stderr by default; causeway reports errors itself.
+// HDF5 prints its own error stack to stderr by default; causeway reports errors itself. Files
+// are closed explicitly: HDF5's exit-time clean-up would flush a file whose close already
+// failed (full disk) once more and crash inside the library.
 struct SilenceHdf5 {
-  SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  SilenceHdf5() {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
 };
 const SilenceHdf5 silence_hdf5;
 
@@ -18,10 +32,93 @@ std::vector<hsize_t> dims_of(const std::vector<int64_t>& shape) {
 }
 }  // namespace
 
+namespace {
+
+// What the system said about a failed HDF5 call, read off HDF5's error stack: the sec2 driver
+// records "errno = 28, error message = 'No space left on device'", MPI-IO its error string.
+struct SystemReason {
+  std::string message;
+  bool no_space = false;
+};
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+herr_t collect_reason(unsigned, const H5E_error2_t* e, void* data) {
+  auto* r = static_cast<SystemReason*>(data);
+  if (!e || !e->desc) return 0;
+  const std::string desc = e->desc;
+  if (const size_t at = desc.find("error message = '"); at != std::string::npos && r->message.empty()) {
+    const size_t start = at + 17, end = desc.find('\'', start);
+    r->message = desc.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  }
+  const std::string l = lower(desc);
+  if (l.find("errno = 28,") != std::string::npos || l.find("no space") != std::string::npos ||
+      l.find("no_space") != std::string::npos)
+    r->no_space = true;
+  return 0;
+}
+
+// Calls that may need room in the file system; only for them does a full disk explain a failure.
+bool writes(const std::string& call) {
+  for (const char* w : {"write", "close", "create", "flush", "delete", "alloc", "set_scale",
+                        "attach_scale", "set_label"})
+    if (call.find(w) != std::string::npos) return true;
+  return false;
+}
+
+bool disk_full(const std::filesystem::path& file) {
+  std::filesystem::path dir = file.parent_path();
+  if (dir.empty()) dir = ".";
+  struct statvfs st {};
+  return ::statvfs(dir.c_str(), &st) == 0 && st.f_bavail == 0;
+}
+
+}  // namespace
+
+void throw_io_error(int err, const std::filesystem::path& file, const std::string& what) {
+  if (err == ENOSPC) throw IoError("no space left on device: " + file.string() + " (" + what + ")");
+  std::string m = lower(std::strerror(err));
+  throw IoError(m + ": " + file.string() + " (" + what + ")");
+}
+
+void reserve_space(const std::filesystem::path& file, int64_t bytes, const std::string& what) {
+  const int fd = ::open(file.c_str(), O_RDWR);
+  if (fd < 0) throw_io_error(errno, file, "opening to reserve space");
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  if (rc == 0) rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, bytes);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EOPNOTSUPP && err != ENOSYS)
+    throw_io_error(err, file, "reserving " + std::to_string((bytes + 1023) / 1024) + " KiB " + what);
+}
+
+void release_reserve(const std::filesystem::path& file) {
+  // Truncating to the current size frees blocks preallocated past the end.
+  const int fd = ::open(file.c_str(), O_RDWR);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0) {
+    const int failed = ::ftruncate(fd, st.st_size);  // then the reserve merely stays allocated
+    (void)failed;
+  }
+  ::close(fd);
+}
+
 void h5_check(int64_t status, const char* call, const std::filesystem::path& file,
               const std::string& object) {
-  if (status < 0)
-    throw Error(file.string() + ": " + object + ": HDF5 call failed: " + call);
+  if (status >= 0) return;
+  SystemReason r;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_reason, &r);
+  const std::string where = "at " + object;
+  if (r.no_space || (r.message.empty() && writes(call) && disk_full(file)))
+    throw IoError("no space left on device: " + file.string() + " (" + where + ")");
+  if (!r.message.empty())
+    throw IoError(lower(r.message) + ": " + file.string() + " (" + where + ")");
+  throw Error(file.string() + ": " + object + ": HDF5 call failed: " + call);
 }
 
 H5Handle& H5Handle::operator=(H5Handle&& o) noexcept {
@@ -33,18 +130,48 @@ H5Handle& H5Handle::operator=(H5Handle&& o) noexcept {
   return *this;
 }
 
-H5Handle::~H5Handle() {
-  if (id_ < 0) return;
-  switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;
+namespace {
+herr_t close_id(hid_t id) {
+  switch (H5Iget_type(id)) {
+    case H5I_FILE: return H5Fclose(id);
+    case H5I_GROUP: return H5Gclose(id);
+    case H5I_DATASET: return H5Dclose(id);
+    case H5I_DATASPACE: return H5Sclose(id);
+    case H5I_DATATYPE: return H5Tclose(id);
+    case H5I_ATTR: return H5Aclose(id);
+    case H5I_GENPROP_LST: return H5Pclose(id);
+    default: return 0;
   }
+}
+}  // namespace
+
+H5Handle::~H5Handle() {
+  if (id_ >= 0) close_id(id_);
+}
+
+herr_t H5Handle::close() {
+  if (id_ < 0) return 0;
+  const hid_t id = id_;
+  id_ = H5I_INVALID_HID;
+  return close_id(id);
+}
+
+void H5File::close_checked(H5Handle& h, const std::string& object) const {
+  h5_check(h.close(), "H5close (flushes buffered writes)", shown_path(), object);
+}
+
+H5File::~H5File() {
+  if (file_ && std::uncaught_exceptions() > unwinding_at_open_) file_.release();
+}
+
+void H5File::close() {
+  if (!file_) return;
+  h5_check(file_.close(), "H5Fclose (flushes buffered writes)", shown_path(), "file close");
+  const int fd = ::open(path_.c_str(), O_RDONLY);
+  if (fd < 0) throw_io_error(errno, shown_path(), "opening to fsync");
+  const int synced = ::fsync(fd), err = errno;
+  ::close(fd);
+  if (synced != 0) throw_io_error(err, shown_path(), "fsync");
 }
 
 H5File::H5File(const std::filesystem::path& path, H5Mode mode) : path_(path) {
@@ -101,6 +228,7 @@ void H5File::ensure_group(const std::string& name) {
     if (H5Lexists(file_.get(), partial.c_str(), H5P_DEFAULT) <= 0) {
       H5Handle g(H5Gcreate2(file_.get(), partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       H5_CHECK(g.get(), partial);
+      close_checked(g, partial);
     }
     start = end + 1;
   }
@@ -117,6 +245,8 @@ void H5File::write_numeric(const std::string& name, hid_t mem_type, const void* 
                            H5P_DEFAULT, H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   H5_CHECK(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+  close_checked(dset, name);
+  close_checked(space, name);
 }
 
 void H5File::create_dataset(const std::string& name, H5Elem elem, const std::vector<int64_t>& shape,
@@ -128,6 +258,7 @@ void H5File::create_dataset(const std::string& name, H5Elem elem, const std::vec
   H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   H5_CHECK(space.get(), name);
   H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  H5_CHECK(dcpl.get(), name);
   H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), name);
   H5_CHECK(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_ALLOC), name);
   const float f32 = static_cast<float>(fill);
@@ -144,6 +275,9 @@ void H5File::create_dataset(const std::string& name, H5Elem elem, const std::vec
   H5Handle dset(H5Dcreate2(file_.get(), name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(),
                            H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
+  close_checked(dset, name);
+  close_checked(dcpl, name);
+  close_checked(space, name);
 }
 
 void H5File::write_block_of(const std::string& name, hid_t mem_type,
@@ -152,11 +286,16 @@ void H5File::write_block_of(const std::string& name, hid_t mem_type,
   H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   H5Handle space(H5Dget_space(dset.get()));
+  H5_CHECK(space.get(), name);
   const auto start = dims_of(offset), n = dims_of(count);
   H5_CHECK(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr),
            name);
   H5Handle mem(H5Screate_simple(static_cast<int>(n.size()), n.data(), nullptr));
+  H5_CHECK(mem.get(), name);
   H5_CHECK(H5Dwrite(dset.get(), mem_type, mem.get(), space.get(), H5P_DEFAULT, data), name);
+  close_checked(mem, name);
+  close_checked(space, name);
+  close_checked(dset, name);
 }
 
 void H5File::write_block(const std::string& name, const std::vector<int64_t>& offset,
@@ -173,8 +312,11 @@ int64_t H5File::element_count(const std::string& name) const {
   H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   H5Handle space(H5Dget_space(dset.get()));
+  H5_CHECK(space.get(), name);
   const hssize_t count = H5Sget_simple_extent_npoints(space.get());
   H5_CHECK(count, name);
+  close_checked(space, name);
+  close_checked(dset, name);
   return count;
 }
 
@@ -182,6 +324,7 @@ void H5File::read_into(const std::string& name, hid_t mem_type, void* out) const
   H5Handle dset(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   H5_CHECK(H5Dread(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), name);
+  close_checked(dset, name);
 }
 
 std::vector<uint8_t> H5File::read_bytes(const std::string& name) const {
@@ -210,40 +353,81 @@ void H5File::write_strings(const std::string& name, const std::vector<std::strin
   if (auto slash = name.rfind('/'); slash != std::string::npos && slash > 0)
     ensure_group(name.substr(0, slash));
   H5Handle type(H5Tcopy(H5T_C_S1));
+  H5_CHECK(type.get(), name);
   H5_CHECK(H5Tset_size(type.get(), H5T_VARIABLE), name);
   H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8), name);
   hsize_t n = values.size();
   H5Handle space(H5Screate_simple(1, &n, nullptr));
+  H5_CHECK(space.get(), name);
   H5Handle dset(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT,
                            H5P_DEFAULT, H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
   std::vector<const char*> ptrs;
   for (const auto& v : values) ptrs.push_back(v.c_str());
   if (n > 0) H5_CHECK(H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), name);
+  close_checked(dset, name);
+  close_checked(space, name);
+  close_checked(type, name);
+}
+
+void H5File::write_attribute(const std::string& object, const std::string& key, hid_t type,
+                             const void* value) {
+  const std::string where = object + "@" + key;
+  H5Handle space(H5Screate(H5S_SCALAR));
+  H5_CHECK(space.get(), where);
+  const htri_t exists = H5Aexists_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT);
+  H5_CHECK(exists, where);
+  if (exists > 0)
+    H5_CHECK(H5Adelete_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT), where);
+  H5Handle attr(H5Acreate_by_name(file_.get(), object.c_str(), key.c_str(), type, space.get(),
+                                  H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  H5_CHECK(attr.get(), where);
+  H5_CHECK(H5Awrite(attr.get(), type, value), where);
+  close_checked(attr, where);
+  close_checked(space, where);
 }
 
 void H5File::set_attribute(const std::string& object, const std::string& key,
                            const std::string& value) {
   H5Handle type(H5Tcopy(H5T_C_S1));
+  H5_CHECK(type.get(), object + "@" + key);
   H5_CHECK(H5Tset_size(type.get(), value.empty() ? 1 : value.size()), object);
   H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8), object);
-  H5Handle space(H5Screate(H5S_SCALAR));
-  if (H5Aexists_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT) > 0)
-    H5_CHECK(H5Adelete_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT), object);
-  H5Handle attr(H5Acreate_by_name(file_.get(), object.c_str(), key.c_str(), type.get(),
-                                  space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  H5_CHECK(attr.get(), object + "@" + key);
-  H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()), object + "@" + key);
+  write_attribute(object, key, type.get(), value.c_str());
+  close_checked(type, object + "@" + key);
 }
 
 void H5File::set_attribute(const std::string& object, const std::string& key, double value) {
-  H5Handle space(H5Screate(H5S_SCALAR));
-  if (H5Aexists_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT) > 0)
-    H5_CHECK(H5Adelete_by_name(file_.get(), object.c_str(), key.c_str(), H5P_DEFAULT), object);
-  H5Handle attr(H5Acreate_by_name(file_.get(), object.c_str(), key.c_str(), H5T_NATIVE_DOUBLE,
-                                  space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  H5_CHECK(attr.get(), object + "@" + key);
-  H5_CHECK(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), object + "@" + key);
+  write_attribute(object, key, H5T_NATIVE_DOUBLE, &value);
+}
+
+void H5File::set_int_attribute(const std::string& object, const std::string& key, int64_t value) {
+  write_attribute(object, key, H5T_NATIVE_INT64, &value);
+}
+
+void H5File::set_bool_attribute(const std::string& object, const std::string& key, bool value) {
+  // h5py's own boolean type: an int8 enum with exactly the members FALSE = 0 and TRUE = 1.
+  const std::string where = object + "@" + key;
+  H5Handle type(H5Tenum_create(H5T_NATIVE_INT8));
+  H5_CHECK(type.get(), where);
+  const int8_t no = 0, yes = 1, v = value ? 1 : 0;
+  H5_CHECK(H5Tenum_insert(type.get(), "FALSE", &no), where);
+  H5_CHECK(H5Tenum_insert(type.get(), "TRUE", &yes), where);
+  write_attribute(object, key, type.get(), &v);
+  close_checked(type, where);
+}
+
+void H5File::set_attribute(const std::string& object, const std::string& key,
+                           const AttributeValue& value) {
+  if (const auto* s = std::get_if<std::string>(&value)) set_attribute(object, key, *s);
+  else if (const auto* i = std::get_if<int64_t>(&value)) set_int_attribute(object, key, *i);
+  else if (const auto* d = std::get_if<double>(&value)) set_attribute(object, key, *d);
+  else set_bool_attribute(object, key, std::get<bool>(value));
+}
+
+void H5File::remove(const std::string& name) {
+  if (!exists(name)) return;
+  H5_CHECK(H5Ldelete(file_.get(), name.c_str(), H5P_DEFAULT), name);
 }
 
 std::vector<float> H5File::read_floats(const std::string& name, std::vector<int64_t>* shape) const {

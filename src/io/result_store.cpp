@@ -1,8 +1,12 @@
 #include "io/result_store.h"
 
+#include <fcntl.h>
 #include <hdf5_hl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 
@@ -24,19 +28,28 @@ void make_scale(H5File& f, const std::string& path, const std::string& axis_name
   if (labels.empty()) f.write_ints(path, values.data(), {static_cast<int64_t>(values.size())});
   else f.write_strings(path, labels);
   H5Handle ds(H5Dopen2(f.id(), path.c_str(), H5P_DEFAULT));
-  h5_check(ds.get(), "H5Dopen2", f.path(), path);
-  h5_check(H5DSset_scale(ds.get(), axis_name.c_str()), "H5DSset_scale", f.path(), path);
+  h5_check(ds.get(), "H5Dopen2", f.shown_path(), path);
+  h5_check(H5DSset_scale(ds.get(), axis_name.c_str()), "H5DSset_scale", f.shown_path(), path);
+  h5_check(ds.close(), "H5Dclose", f.shown_path(), path);
 }
 
-void attach_scales(H5File& f, const std::string& dataset, const std::vector<std::string>& scales) {
+// Attaches one scale per dimension of `dataset` and labels each dimension with its axis name
+// (h5py: dset.dims[i].label), so readers need neither the scales nor this code to name axes.
+void attach_scales(H5File& f, const std::string& dataset, const std::vector<std::string>& scales,
+                   const std::vector<std::string>& labels) {
   H5Handle ds(H5Dopen2(f.id(), dataset.c_str(), H5P_DEFAULT));
-  h5_check(ds.get(), "H5Dopen2", f.path(), dataset);
+  h5_check(ds.get(), "H5Dopen2", f.shown_path(), dataset);
   for (size_t d = 0; d < scales.size(); ++d) {
     H5Handle scale(H5Dopen2(f.id(), scales[d].c_str(), H5P_DEFAULT));
-    h5_check(scale.get(), "H5Dopen2", f.path(), scales[d]);
+    h5_check(scale.get(), "H5Dopen2", f.shown_path(), scales[d]);
     h5_check(H5DSattach_scale(ds.get(), scale.get(), static_cast<unsigned>(d)), "H5DSattach_scale",
-             f.path(), dataset);
+             f.shown_path(), dataset);
+    h5_check(scale.close(), "H5Dclose", f.shown_path(), scales[d]);
   }
+  for (size_t d = 0; d < labels.size(); ++d)
+    h5_check(H5DSset_label(ds.get(), static_cast<unsigned>(d), labels[d].c_str()), "H5DSset_label",
+             f.shown_path(), dataset);
+  h5_check(ds.close(), "H5Dclose", f.shown_path(), dataset);
 }
 
 // The pairs' named positions, when every pair names the same ones: /data/position_names [K]
@@ -76,12 +89,43 @@ const std::vector<std::string>& baseline_names() {
   return names;
 }
 
-ResultStore ResultStore::create(const std::filesystem::path& path, bool overwrite) {
-  if (std::filesystem::exists(path) && !overwrite)
-    throw InputError(path.string(), "",
-                     "output file exists; pass --resume to continue it or --overwrite to "
-                     "replace it");
-  return ResultStore(H5File(path, H5Mode::Create));
+std::filesystem::path ResultStore::staged_path(const std::filesystem::path& path) {
+  return path.string() + ".partial";
+}
+
+ResultStore ResultStore::create_staged(const std::filesystem::path& path) {
+  // A leftover of a job killed during layout is simply replaced (the caller holds the lock).
+  ResultStore store(H5File(staged_path(path), H5Mode::Create));
+  store.file_.show_as(path);
+  store.final_path_ = path;
+  return store;
+}
+
+ResultStore::ResultStore(ResultStore&& o) noexcept
+    : file_(std::move(o.file_)), final_path_(std::move(o.final_path_)) {
+  o.final_path_.clear();
+}
+
+ResultStore::~ResultStore() {
+  if (final_path_.empty()) return;
+  std::error_code ignored;
+  std::filesystem::remove(file_.path(), ignored);
+}
+
+void ResultStore::publish() {
+  const std::filesystem::path staged = file_.path();
+  file_.close();
+  if (std::rename(staged.c_str(), final_path_.c_str()) != 0)
+    throw_io_error(errno, final_path_, "renaming " + staged.string() + " into place");
+  // The rename is durable once the folder is synced.
+  std::filesystem::path dir = final_path_.parent_path();
+  if (dir.empty()) dir = ".";
+  if (const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+    const int synced = ::fsync(fd), err = errno;
+    ::close(fd);
+    if (synced != 0) throw_io_error(err, final_path_, "fsync of its folder");
+  }
+  final_path_.clear();
 }
 
 ResultStore ResultStore::open(const std::filesystem::path& path) {
@@ -186,14 +230,16 @@ void ResultStore::create_experiment(const ExperimentLayout& e) {
   }
   file_.create_dataset(g + "/effect", H5Elem::Float32, effect_shape, chunk, nan);
   file_.create_dataset(g + "/mean", H5Elem::Float32, grid_shape, {}, nan);
-  std::vector<std::string> effect_scales{g + "/axes/pair"};
+  std::vector<std::string> effect_scales{g + "/axes/pair"}, grid_labels, effect_labels{"pair"};
   effect_scales.insert(effect_scales.end(), grid_scales.begin(), grid_scales.end());
-  attach_scales(file_, g + "/effect", effect_scales);
-  attach_scales(file_, g + "/mean", grid_scales);
+  for (const GridAxis& a : e.axes) grid_labels.push_back(a.name);
+  effect_labels.insert(effect_labels.end(), grid_labels.begin(), grid_labels.end());
+  attach_scales(file_, g + "/effect", effect_scales, effect_labels);
+  attach_scales(file_, g + "/mean", grid_scales, grid_labels);
   for (const std::string& name : baseline_names()) {
     const std::string path = g + "/baselines/" + name;
     file_.create_dataset(path, H5Elem::Float32, {e.n_pairs}, {}, nan);
-    attach_scales(file_, path, {g + "/axes/pair"});
+    attach_scales(file_, path, {g + "/axes/pair"}, {"pair"});
   }
   file_.create_dataset(g + "/done", H5Elem::UInt8, {e.n_items}, {}, 0);
   file_.set_attribute(g + "/done", "description",
@@ -220,7 +266,9 @@ void ResultStore::create_activations(const std::vector<ActivationLayout>& hooks,
     }());
     for (const char* run : {"clean", "corrupted"}) {
       file_.create_dataset(g + "/" + run, H5Elem::Float32, shape, chunk, nan);
-      attach_scales(file_, g + "/" + run, {"/activations/axes/pair"});
+      std::vector<std::string> labels{"pair"};
+      labels.insert(labels.end(), h.axes.begin(), h.axes.end());
+      attach_scales(file_, g + "/" + run, {"/activations/axes/pair"}, labels);
     }
   }
   file_.create_dataset("/activations/done", H5Elem::UInt8, {n_items}, {}, 0);

@@ -21,7 +21,7 @@ class Tokenizer;
 
 struct ExperimentLayout {
   std::string name;
-  std::map<std::string, std::string> attributes;  // kind, sweep, direction, metric, ...
+  std::map<std::string, AttributeValue> attributes;  // kind, sweep, direction, metric, ...
   std::vector<GridAxis> axes;                     // the grid, without the pair axis
   int n_pairs = 0;
   int n_items = 0;                                // length of the done bitmap
@@ -36,10 +36,23 @@ struct ActivationLayout {
 
 class ResultStore {
  public:
-  // A new file: refuses an existing one unless `overwrite` (InputError naming the path).
-  static ResultStore create(const std::filesystem::path& path, bool overwrite);
+  // A new file, laid out under a temporary name beside `path` (staged_path(path)) so that a job
+  // killed during layout never leaves a half-made file at `path`; publish() moves it into place.
+  // Destroyed unpublished (an error), it deletes the temporary file.
+  static ResultStore create_staged(const std::filesystem::path& path);
   // An existing file, read-write (resume, and the final means).
   static ResultStore open(const std::filesystem::path& path);
+  static std::filesystem::path staged_path(const std::filesystem::path& path);
+
+  ResultStore(ResultStore&& o) noexcept;
+  ResultStore& operator=(ResultStore&&) = delete;
+  ~ResultStore();
+
+  // Closes the laid-out file (every write checked, fsynced) and renames it to its final path,
+  // replacing an older file there.
+  void publish();
+  // Closes the file, reporting any write that did not reach the disk (IoError).
+  void close() { file_.close(); }
 
   void write_meta(const std::string& config_text, const std::string& model_dir,
                   const std::string& model_config_json, const std::string& rank_layout);
@@ -60,6 +73,7 @@ class ResultStore {
  private:
   explicit ResultStore(H5File f) : file_(std::move(f)) {}
   H5File file_;
+  std::filesystem::path final_path_;  // set while the file is staged under a temporary name
 };
 
 // Baselines stored per pair under /experiments/<name>/baselines/, in this order.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include "core/error.h"
@@ -23,6 +24,18 @@ class Stopwatch {
   double& total_;
   std::chrono::steady_clock::time_point t0_;
 };
+
+// Runs a write; a refused one (full disk, I/O error) says how to continue.
+template <class F>
+void resumable(F&& write) {
+  try {
+    write();
+  } catch (const IoError& e) {
+    throw IoError(std::string(e.what()) +
+                  "; work items not yet marked done will run again: free space, then continue "
+                  "with --resume");
+  }
+}
 
 }  // namespace
 
@@ -47,15 +60,17 @@ void ResultWriter::write_item(const std::string& experiment, const WorkItem& ite
     offset.push_back(0);
     count.push_back(grid[d]);
   }
-  file_.write_block(g + "/effect", offset, count, effect);
   const std::vector<const std::vector<double>*> values = {
       &baselines.clean_ld, &baselines.corrupted_ld, &baselines.clean_metric,
       &baselines.corrupted_metric};
-  for (size_t i = 0; i < values.size(); ++i) {
-    const std::vector<float> v(values[i]->begin() + item.pair_begin,
-                               values[i]->begin() + item.pair_end);
-    file_.write_block(g + "/baselines/" + baseline_names()[i], {item.pair_begin}, {pairs}, v.data());
-  }
+  resumable([&] {
+    file_.write_block(g + "/effect", offset, count, effect);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const std::vector<float> v(values[i]->begin() + item.pair_begin,
+                                 values[i]->begin() + item.pair_end);
+      file_.write_block(g + "/baselines/" + baseline_names()[i], {item.pair_begin}, {pairs}, v.data());
+    }
+  });
 }
 
 void ResultWriter::write_activations(const std::string& hook, const WorkItem& item,
@@ -67,18 +82,26 @@ void ResultWriter::write_activations(const std::string& hook, const WorkItem& it
     offset.push_back(0);
     count.push_back(d);
   }
-  file_.write_block("/activations/" + hook + "/clean", offset, count, clean);
-  file_.write_block("/activations/" + hook + "/corrupted", offset, count, corrupted);
+  resumable([&] {
+    file_.write_block("/activations/" + hook + "/clean", offset, count, clean);
+    file_.write_block("/activations/" + hook + "/corrupted", offset, count, corrupted);
+  });
 }
 
 void ResultWriter::mark_done(const std::string& experiment, const WorkItem& item) {
   Stopwatch watch(seconds_);
-  if (::fdatasync(sync_fd_) != 0)
-    throw InputError(file_.path().string(), "", "fdatasync failed: the data may not be durable");
   const uint8_t one = 1;
   const std::string path =
       experiment == "activations" ? "/activations/done" : "/experiments/" + experiment + "/done";
-  file_.write_block(path, {item.index}, {1}, &one);
+  resumable([&] {
+    if (::fdatasync(sync_fd_) != 0) throw_io_error(errno, file_.path(), "fdatasync before a done bit");
+    file_.write_block(path, {item.index}, {1}, &one);
+  });
+}
+
+void ResultWriter::close() {
+  Stopwatch watch(seconds_);
+  resumable([&] { file_.close(); });
 }
 
 }  // namespace causeway

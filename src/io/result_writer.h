@@ -1,6 +1,8 @@
 // Every rank's writes into the result file during a job: each work item's effect block,
 // its pairs' baselines, cached activations, then its done bit. The block is made durable
-// (fdatasync) before the bit is written, so a killed job never marks lost data as done.
+// (fdatasync) before the bit is written, so a killed job never marks lost data as done. A write
+// the file system refuses (full disk) throws IoError telling the user to --resume after freeing
+// space; items whose bits were not set then run again.
 #pragma once
 
 #include <mpi.h>
@@ -33,6 +35,8 @@ class ResultWriter {
                          const float* corrupted);
   // Makes everything written so far durable, then sets the item's done bit.
   void mark_done(const std::string& experiment, const WorkItem& item);
+  // Collective: closes the file on every rank, checking that every write reached the disk.
+  void close();
 
   double write_seconds() const { return seconds_; }
 
