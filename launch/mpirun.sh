@@ -12,6 +12,8 @@
 #   THREADS_PER_RANK  CPU threads each rank uses; exported as OMP_NUM_THREADS and passed as
 #                     `--threads` unless the causeway options already contain --threads.
 #   CAUSEWAY          the causeway binary; default: build/release/causeway of this checkout.
+#   MPIRUN            the launcher: Open MPI's mpirun (default: mpirun on PATH), or its path,
+#                     e.g. /opt/openmpi-4.1/bin/mpirun; the options below are Open MPI's.
 #   BIND              auto: bind each rank to THREADS_PER_RANK cores when they all fit on this
 #                     machine's cores, else leave ranks unbound; cores: always bind; none: never
 #                     (pass your own --map-by/--bind-to in MPI_ARGS then, as with a hostfile).
@@ -28,6 +30,7 @@ RANKS="${RANKS:-2}"
 THREADS_PER_RANK="${THREADS_PER_RANK:-1}"
 CAUSEWAY="${CAUSEWAY:-$(cd "$here/.." && pwd)/build/release/causeway}"
 BIND="${BIND:-auto}"
+MPIRUN="${MPIRUN:-mpirun}"
 MPI_ARGS="${MPI_ARGS:-}"
 DRY_RUN="${DRY_RUN:-0}"
 
@@ -109,7 +112,7 @@ for a in "$@"; do
   esac
 done
 
-cmd=(mpirun "${args[@]}" "$CAUSEWAY" run "$@" "${threads_opt[@]}")
+cmd=("$MPIRUN" "${args[@]}" "$CAUSEWAY" run "$@" "${threads_opt[@]}")
 if [ "$DRY_RUN" = 1 ]; then
   printf '%q ' "${cmd[@]}"
   printf '\n'
