@@ -19,7 +19,7 @@ from . import figures
 from .figures import plt
 from .labels import cell_label, experiment_title, is_position_axis, tick_label
 from .loader import Axis, Experiment
-from .ranking import no_effect_value, value_label
+from .ranking import mean_is_normalized, no_effect_value, scale_ticks, value_label
 
 MAX_PANELS = 48  # beyond this the strongest panels are drawn, and the title says so
 MAX_TICKS = 40  # longer axes get evenly spaced ticks
@@ -102,6 +102,10 @@ def plot_heatmap(exp: Experiment, path: Path) -> Path:
     fig, grid = plt.subplots(nrows, ncols, figsize=(ncols * panel_w + 1.6, nrows * panel_h + 1.0),
                              squeeze=False, layout="constrained")
     limit = figures.symmetric_limit(exp.mean - centre)
+    if mean_is_normalized(exp):
+        # Both 0 (corrupted) and 1 (clean) on the scale: colours mean the same in every
+        # experiment, and the colour bar can name both ends.
+        limit = max(limit, 1.0)
     image = None
     for ax, panel in zip(grid.flat, panels):
         image = ax.imshow(np.ma.masked_invalid(panel.values), cmap=figures.diverging_cmap(),
@@ -114,7 +118,13 @@ def plot_heatmap(exp: Experiment, path: Path) -> Path:
     for ax in grid.flat[len(panels):]:
         ax.axis("off")
     colour_bar = fig.colorbar(image, ax=grid.ravel().tolist(), shrink=0.9)
-    colour_bar.set_label(value_label(exp))
+    colour_bar.ax.set_title(value_label(exp), fontsize=8, loc="left")
+    ticks = [(v, text) for v, text in scale_ticks(exp) if centre - limit <= v <= centre + limit]
+    ends = [centre - limit, centre + limit]
+    ends = [v for v in ends if all(abs(v - t) > 0.15 * limit for t, _ in ticks)]
+    colour_bar.set_ticks([v for v, _ in ticks] + ends,
+                         labels=[text for _, text in ticks] + [f"{v:.3g}" for v in ends],
+                         fontsize=8)
     colour_bar.ax.axhline(centre, color="#333333", linewidth=0.8)
     fig.suptitle(experiment_title(exp.name, exp.attributes) + note, fontsize=10)
     return figures.save(fig, path)

@@ -89,10 +89,20 @@ def ranking_note(exp: Experiment) -> str:
 
 
 def value_label(exp: Experiment) -> str:
-    """What the mean's numbers are, short enough for a colour bar."""
-    name = f"{exp.metric} (normalized)" if exp.metric == "logit_diff" and mean_is_normalized(exp) \
-        else exp.metric
-    return f"{name}\n{scale_note(exp)}"
+    """What the mean's numbers are, short enough for a colour bar's title."""
+    return "normalized logit diff" if mean_is_normalized(exp) else f"mean {exp.metric}"
+
+
+def scale_ticks(exp: Experiment) -> list[tuple[float, str]]:
+    """Named points of the colour bar: 0 and 1 of a normalized mean (which is which run, and
+    which is no effect), or the no-effect value of a raw metric."""
+    if mean_is_normalized(exp):
+        low = "noised" if exp.kind == "noise" else "corrupted"
+        clean_target = targets_clean_run(exp)
+        return [(0.0, f"0 = {low}" + ("" if clean_target else " (no effect)")),
+                (1.0, "1 = clean" + (" (no effect)" if clean_target else ""))]
+    value = no_effect_value(exp)
+    return [(value, f"{value:.3g} = no effect")]
 
 
 def value_note(exp: Experiment) -> str:

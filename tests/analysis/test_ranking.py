@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO_ROOT, image_pixels
 
 from analysis import load_results
-from analysis.ranking import no_effect_value, top_cells, value_label
+from analysis.ranking import no_effect_value, scale_ticks, top_cells
 from analysis.report import build_report
 
 # A noising run's normalized means (layer x head): the strongest cells are far BELOW 1
@@ -76,16 +76,16 @@ def test_a_noising_heatmap_is_centred_on_one(run_copy, tmp_path):
     pixels = image_pixels(section.heatmap)
     red, blue = pixels[..., 0], pixels[..., 2]
     assert np.mean((red - blue) > 0.3) > 0.03
-    label = value_label(section.experiment)
-    assert "0 = corrupted, 1 = clean (no effect)" in label
+    assert scale_ticks(section.experiment) == [(0.0, "0 = corrupted"), (1.0, "1 = clean (no effect)")]
 
 
-def test_colour_bar_labels_say_what_zero_and_one_mean(run_file):
+def test_colour_bar_ticks_say_what_zero_and_one_mean(run_file):
     result = load_results(run_file)
-    assert "0 = corrupted (no effect), 1 = clean" in value_label(
-        result.experiments["heads_normalized"])
+    assert scale_ticks(result.experiments["heads_normalized"]) == [
+        (0.0, "0 = corrupted (no effect)"), (1.0, "1 = clean")]
     ablation = result.experiments["mlp_zero"]
-    assert "no effect = " in value_label(ablation) and "clean run's" in value_label(ablation)
+    [(value, text)] = scale_ticks(ablation)
+    assert text == f"{value:.3g} = no effect"
     # A raw metric's no effect is its target's baseline: the clean run for ablation.
-    assert no_effect_value(ablation) == pytest.approx(
+    assert value == no_effect_value(ablation) == pytest.approx(
         float(np.nanmean(ablation.baselines["clean_metric"])), abs=1e-5)

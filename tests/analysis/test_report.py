@@ -14,6 +14,7 @@ from conftest import assert_not_blank, image_pixels
 
 from analysis import load_results
 from analysis.figures import symmetric_limit
+from analysis.ranking import no_effect_value
 from analysis.report import build_report
 
 K = 5
@@ -58,11 +59,12 @@ def test_every_experiment_gets_a_heatmap_a_chart_and_tables(report, run_file):
 
 
 def test_heatmap_colours_are_centred_at_no_effect_for_denoising(report):
-    # heads_normalized (denoising) has no effect at 0 and mostly positive means: a scale
-    # centred there leaves its heatmap blue with no red, where a min-to-max scale would paint
-    # the smallest cells red.
-    section = next(s for s in report.sections if s.experiment.name == "heads_normalized")
-    assert np.nanmin(section.experiment.mean) > -0.02
+    # heads_denoising holds raw logit differences, all below 0 but above the corrupted run's
+    # (its no-effect value): centred on no effect the heatmap is blue with no red, where a scale
+    # centred at zero would paint every cell red and a min-to-max scale the smallest ones.
+    section = next(s for s in report.sections if s.experiment.name == "heads_denoising")
+    mean, no_effect = section.experiment.mean, no_effect_value(section.experiment)
+    assert np.nanmax(mean) < 0 and np.nanmin(mean) > no_effect
     pixels = image_pixels(section.heatmap)
     red, blue = pixels[..., 0], pixels[..., 2]
     strongly_blue = np.mean((blue - red) > 0.3)
