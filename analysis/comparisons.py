@@ -18,6 +18,7 @@ from . import figures
 from .figures import plt
 from .labels import cell_label
 from .loader import Experiment
+from .ranking import no_effect_value
 
 # Run bookkeeping, or restatements of another attribute: never the point of a comparison.
 IGNORED_ATTRIBUTES = {"elapsed_seconds", "compute_seconds", "mean_definition", "no_effect"}
@@ -65,8 +66,20 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def strongest_cells(comparison: Comparison, k: int = LABELLED_POINTS) -> list[int]:
+    """Flat indices of the k cells furthest from no effect in either experiment (each measured
+    from its own no-effect value), strongest first; cells undefined in either are left out."""
+    first, second = comparison.first, comparison.second
+    x, y = first.mean.ravel(), second.mean.ravel()
+    keep = np.isfinite(x) & np.isfinite(y)
+    distance = np.maximum(np.abs(x - no_effect_value(first)), np.abs(y - no_effect_value(second)))
+    strength = np.where(keep, distance, -1.0)
+    return [int(i) for i in np.argsort(-strength, kind="stable")[:min(k, int(keep.sum()))]]
+
+
 def plot_comparison(comparison: Comparison, path: Path) -> float:
-    """Scatter of the two means cell by cell, with y = x and the strongest cells named.
+    """Scatter of the two means cell by cell, with y = x, each experiment's no-effect value
+    and the cells furthest from it named.
 
     Returns the correlation shown in the title.
     """
@@ -82,13 +95,13 @@ def plot_comparison(comparison: Comparison, path: Path) -> float:
         ax.plot([low, high], [low, high], color="#888888", linewidth=0.8, linestyle="--",
                 label="y = x")
         ax.legend(loc="upper left", fontsize=8)
-        strength = np.where(keep, np.maximum(np.abs(x), np.abs(y)), -1.0)
-        for flat in np.argsort(-strength, kind="stable")[:min(LABELLED_POINTS, keep.sum())]:
+        for flat in strongest_cells(comparison):
             index = np.unravel_index(flat, first.mean.shape)
             ax.annotate(cell_label(first.axes, index), (x[flat], y[flat]), fontsize=7,
                         xytext=(4, 3), textcoords="offset points")
-    ax.axhline(0, color="#cccccc", linewidth=0.6, zorder=0)
-    ax.axvline(0, color="#cccccc", linewidth=0.6, zorder=0)
+    # Each experiment's no-effect value: the cross where neither patch changed anything.
+    ax.axhline(no_effect_value(second), color="#cccccc", linewidth=0.6, zorder=0)
+    ax.axvline(no_effect_value(first), color="#cccccc", linewidth=0.6, zorder=0)
     attribute = comparison.attribute
     ax.set_xlabel(f"{first.name} ({attribute} = {first.attributes[attribute]}), {first.metric}")
     ax.set_ylabel(f"{second.name} ({attribute} = {second.attributes[attribute]}), {second.metric}")

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO_ROOT, image_pixels
 
 from analysis import load_results
+from analysis.comparisons import find_comparisons, strongest_cells
 from analysis.ranking import no_effect_value, scale_ticks, top_cells
 from analysis.report import build_report
 
@@ -89,3 +90,22 @@ def test_colour_bar_ticks_say_what_zero_and_one_mean(run_file):
     # A raw metric's no effect is its target's baseline: the clean run for ablation.
     assert value == no_effect_value(ablation) == pytest.approx(
         float(np.nanmean(ablation.baselines["clean_metric"])), abs=1e-5)
+
+
+def test_comparisons_name_the_cells_furthest_from_each_no_effect(run_copy):
+    # heads_denoising (denoising) against heads_noising made normalized noising: the named
+    # cells are those far below 1 in the noising run, not those with the largest |mean|.
+    make_normalized_noising(run_copy)
+    with h5py.File(run_copy, "r+") as f:
+        group = f["experiments/heads_denoising"]
+        group.attrs["metric"] = "normalized"
+        group["mean"][...] = np.full((2, 4), 0.01, dtype=np.float32)  # nothing restores
+        group.attrs["no_effect"] = 0.0
+        del group["effect"]
+    result = load_results(run_copy)
+    pair = next(c for c in find_comparisons(list(result.experiments.values()))
+                if {c.first.name, c.second.name} == {"heads_denoising", "heads_noising"})
+    names = [result.experiments["heads_noising"].axes[0].labels[i // 4] + " "
+             + result.experiments["heads_noising"].axes[1].labels[i % 4]
+             for i in strongest_cells(pair, 3)]
+    assert names == EXPECTED_ORDER[:3]
