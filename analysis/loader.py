@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .labels import axis_labels, is_position_axis
+from .labels import axis_labels
 
 SCHEMA_PREFIX = "causeway-results/"
 SUPPORTED_SCHEMA_MAJOR = 1
@@ -36,7 +36,6 @@ class Axis:
     name: str
     values: tuple[int, ...]  # scale values: layer / head / position numbers, or 0..n-1 for strings
     labels: tuple[str, ...]  # "L3", "H2", token strings on position axes, component names
-    named: bool = False  # a position axis of named positions (IO, S2, ...): labels are the names
 
     @property
     def size(self) -> int:
@@ -215,8 +214,7 @@ def _axis(ds: h5py.Dataset, dim: int, position_labels: tuple[str, ...]) -> Axis:
         return Axis(name, values, axis_labels(name, values, position_labels))
     name = as_text(scale.attrs.get("NAME", b"")) or scale.name.rsplit("/", 1)[-1]
     if _is_string_dataset(scale):
-        strings = tuple(_strings(scale))
-        return Axis(name, tuple(range(size)), strings, named=is_position_axis(name))
+        return Axis(name, tuple(range(size)), tuple(_strings(scale)))
     values = tuple(int(v) for v in np.asarray(scale[()]).ravel())
     return Axis(name, values, axis_labels(name, values, position_labels))
 
