@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .labels import axis_labels
+from .labels import axis_labels, cell_label, is_position_axis
 
 SCHEMA_PREFIX = "causeway-results/"
 SUPPORTED_SCHEMA_MAJOR = 1
@@ -36,6 +36,7 @@ class Axis:
     name: str
     values: tuple[int, ...]  # scale values: layer / head / position numbers, or 0..n-1 for strings
     labels: tuple[str, ...]  # "L3", "H2", token strings on position axes, component names
+    named: bool = False  # a position axis of named positions (IO, S2, ...): labels are the names
 
     @property
     def size(self) -> int:
@@ -214,7 +215,8 @@ def _axis(ds: h5py.Dataset, dim: int, position_labels: tuple[str, ...]) -> Axis:
         return Axis(name, values, axis_labels(name, values, position_labels))
     name = as_text(scale.attrs.get("NAME", b"")) or scale.name.rsplit("/", 1)[-1]
     if _is_string_dataset(scale):
-        return Axis(name, tuple(range(size)), tuple(_strings(scale)))
+        strings = tuple(_strings(scale))
+        return Axis(name, tuple(range(size)), strings, named=is_position_axis(name))
     values = tuple(int(v) for v in np.asarray(scale[()]).ravel())
     return Axis(name, values, axis_labels(name, values, position_labels))
 
@@ -271,8 +273,6 @@ def _read_verification(group, axes: tuple[Axis, ...],
     size = int(np.prod(grid)) if grid else 1
     if any(not 0 <= c < size for c in cells):
         return None
-    from .labels import cell_label
-
     labels = tuple(cell_label(axes, np.unravel_index(c, grid)) if grid else "(all)"
                    for c in cells)
     values = _typed_attributes(group)
