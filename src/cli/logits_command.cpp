@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/hdf5_file.h"
 #include "io/output_lock.h"
 #include "model/gpt2.h"
@@ -55,16 +56,34 @@ std::vector<int32_t> parse_token_ids(const std::string& s) {
   return ids;
 }
 
-// Printable form of a token: quotes, with newlines and tabs escaped.
-std::string show(const std::string& s) {
+// Printable form of a token: quoted and valid UTF-8. Bytes of a partial character (GPT-2's
+// byte tokens, e.g. the lead byte of U+2019) print as <0xE2>; newline, tab and return as \n \t \r;
+// other control bytes as <0x1B>, so a token cannot move the cursor or recolour the terminal.
+std::string show(const std::string& token) {
   std::string out = "'";
-  for (char c : s) {
+  for (char c : escape_invalid_utf8(token)) {
+    const auto u = static_cast<unsigned char>(c);
     if (c == '\n') out += "\\n";
     else if (c == '\t') out += "\\t";
     else if (c == '\r') out += "\\r";
-    else out += c;
+    else if (u < 0x20 || u == 0x7F) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "<0x%02X>", u);
+      out += hex;
+    } else {
+      out += c;
+    }
   }
   return out + "'";
+}
+
+// `s` padded with spaces to `width` characters (printf's %-20s counts bytes, which misaligns
+// columns after a multi-byte character).
+std::string pad_right(const std::string& s, size_t width) {
+  size_t chars = 0;
+  for (char c : s)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++chars;
+  return chars >= width ? s : s + std::string(width - chars, ' ');
 }
 
 int run_logits(const LogitsOptions& o) {
@@ -118,13 +137,16 @@ int run_logits(const LogitsOptions& o) {
   std::printf("model: %s (%d layers, d_model %d, %d heads, vocab %d)\n", dir.string().c_str(),
               model.config().n_layer, model.config().n_embd, model.config().n_head, V);
   std::printf("input: %d tokens:", T);
-  for (int32_t id : ids) std::printf(" %d", id);
+  for (int32_t id : ids) {
+    if (tok) std::printf(" %d:%s", id, show(tok->token_text(id)).c_str());
+    else std::printf(" %d", id);
+  }
   std::printf("\n\n  rank  token id  token                 prob      logit\n");
   for (int r = 0; r < k; ++r) {
     const int id = order[r];
     const double p = std::exp(static_cast<double>(last[id]) - mx) / z;
-    const std::string text = tok ? show(tok->token_text(id)) : "";
-    std::printf("  %4d  %8d  %-20s %8.5f  %9.4f\n", r + 1, id, text.c_str(), p, last[id]);
+    const std::string text = pad_right(tok ? show(tok->token_text(id)) : "", 20);
+    std::printf("  %4d  %8d  %s %8.5f  %9.4f\n", r + 1, id, text.c_str(), p, last[id]);
   }
 
   if (!o.out.empty()) {
@@ -133,7 +155,8 @@ int run_logits(const LogitsOptions& o) {
     f.write_ints("tokens", ids.data(), {T});
     if (tok) {
       std::vector<std::string> strs;
-      for (int32_t id : ids) strs.push_back(tok->token_text(id));
+      // HDF5 strings are read as UTF-8 (h5py fails on invalid bytes); the ids keep the bytes.
+      for (int32_t id : ids) strs.push_back(escape_invalid_utf8(tok->token_text(id)));
       f.write_strings("token_strings", strs);
     }
     for (HookPoint p : cached) {

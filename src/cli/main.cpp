@@ -8,14 +8,23 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "causeway: causal-intervention experiments (activation patching, ablation, attribution)\n"
-      "on GPT-2-family transformers, with TransformerLens hook names and HDF5 results."};
+      "on GPT-2-family transformers, with TransformerLens hook names and HDF5 results.",
+      "causeway"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("causeway ") + CAUSEWAY_VERSION);
   causeway::cli::Command logits = causeway::cli::add_logits_command(app);
   causeway::cli::Command run = causeway::cli::add_run_command(app);
   causeway::cli::Command data = causeway::cli::add_data_command(app);
   causeway::cli::Command train = causeway::cli::add_train_command(app);
+  app.footer("causeway COMMAND --help explains a command's options. README.md has the config "
+             "reference and a tour.");
 
+  // No command at all: the help lists the commands. Exit 2 like any other incomplete command
+  // line (git does the same with 1), so a script that forgot the command does not pass.
+  if (argc == 1) {
+    std::fputs(app.help().c_str(), stdout);
+    return causeway::kExitInputError;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

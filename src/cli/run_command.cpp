@@ -716,3 +716,7 @@ Command add_run_command(CLI::App& app) {
 }
 
 }  // namespace causeway::cli
+  cmd->footer(
+      "Config reference: README.md, section \"Experiment configs\" (every key of [model], "
+      "[data], [output], [parallel] and [[experiment]]); pair files: section \"Prompt pairs "
+      "(JSONL)\". Ready configs: configs/*.toml.");

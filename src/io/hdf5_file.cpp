@@ -211,7 +211,7 @@ bool H5File::exists(const std::string& name) const {
   while (start <= name.size()) {
     size_t end = name.find('/', start);
     if (end == std::string::npos) end = name.size();
-    partial += "/" + name.substr(start, end - start);
+    partial.append("/").append(name, start, end - start);
     if (H5Lexists(file_.get(), partial.c_str(), H5P_DEFAULT) <= 0) return false;
     start = end + 1;
   }
@@ -224,7 +224,7 @@ void H5File::ensure_group(const std::string& name) {
   while (start < name.size()) {
     size_t end = name.find('/', start);
     if (end == std::string::npos) end = name.size();
-    partial += "/" + name.substr(start, end - start);
+    partial.append("/").append(name, start, end - start);
     if (H5Lexists(file_.get(), partial.c_str(), H5P_DEFAULT) <= 0) {
       H5Handle g(H5Gcreate2(file_.get(), partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       H5_CHECK(g.get(), partial);

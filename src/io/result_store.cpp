@@ -94,10 +94,18 @@ std::filesystem::path ResultStore::staged_path(const std::filesystem::path& path
 }
 
 ResultStore ResultStore::create_staged(const std::filesystem::path& path) {
+  // Through a symbolic link the file it names is replaced (as writing through it would), not
+  // the link itself; the temporary file then lies beside that file, on its file system.
+  std::filesystem::path target = path;
+  std::error_code ec;
+  if (std::filesystem::is_symlink(path, ec)) {
+    const std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+    if (!ec) target = resolved;
+  }
   // A leftover of a job killed during layout is simply replaced (the caller holds the lock).
-  ResultStore store(H5File(staged_path(path), H5Mode::Create));
+  ResultStore store(H5File(staged_path(target), H5Mode::Create));
   store.file_.show_as(path);
-  store.final_path_ = path;
+  store.final_path_ = target;
   return store;
 }
 

@@ -25,4 +25,13 @@ set -e
 [ "$rc" -ne 0 ] || fail "the killed --overwrite layout exited 0"
 [ "$(items_done "$OUT")" -eq "$total" ] || fail "--overwrite killed during layout damaged the old file"
 same_datasets "$WORK/whole.h5" "$OUT"
+
+# An output that is a symbolic link: --overwrite replaces the file it names, the link stays.
+mkdir "$WORK/elsewhere"
+mv "$OUT" "$WORK/elsewhere/run.h5"
+ln -s "$WORK/elsewhere/run.h5" "$OUT"
+"$CAUSEWAY" run "$WORK/run.toml" --out "$OUT" --overwrite --quiet > "$WORK/link.log" 2>&1 ||
+  fail "--overwrite through a link failed: $(cat "$WORK/link.log")"
+[ -L "$OUT" ] || fail "--overwrite replaced the symbolic link $OUT by a file"
+same_datasets "$WORK/whole.h5" "$WORK/elsewhere/run.h5"
 echo PASS
