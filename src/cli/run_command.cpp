@@ -694,6 +694,10 @@ Command add_run_command(CLI::App& app) {
   cmd->add_option("config", o->config, "Experiment config (see configs/ for ready ones)")
       ->required()
       ->check(CLI::ExistingFile);
+  cmd->footer(
+      "Config reference: README.md, section \"Experiment configs\" (every key of [model], "
+      "[data], [output], [parallel] and [[experiment]]); pair files: section \"Prompt pairs "
+      "(JSONL)\". Ready configs: configs/*.toml.");
   cmd->add_option("--out", o->out, "Result file; overrides [output] path of the config");
   cmd->add_flag("--overwrite", o->overwrite, "Replace the result file if it exists");
   cmd->add_flag("--resume", o->resume,
@@ -716,7 +720,3 @@ Command add_run_command(CLI::App& app) {
 }
 
 }  // namespace causeway::cli
-  cmd->footer(
-      "Config reference: README.md, section \"Experiment configs\" (every key of [model], "
-      "[data], [output], [parallel] and [[experiment]]); pair files: section \"Prompt pairs "
-      "(JSONL)\". Ready configs: configs/*.toml.");
