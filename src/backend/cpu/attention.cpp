@@ -9,6 +9,7 @@
 
 namespace causeway::cpu {
 
+CAUSEWAY_SIMD_CLONES
 void attention_scores_forward(float* scores, const float* q, const float* k, int B, int T,
                               int NH, int HS, int q_begin) {
   const int64_t C = static_cast<int64_t>(NH) * HS;
@@ -33,6 +34,7 @@ void attention_scores_forward(float* scores, const float* q, const float* k, int
       }
 }
 
+CAUSEWAY_SIMD_CLONES
 void attention_softmax_forward(float* pattern, const float* scores, int B, int NH, int T,
                                int q_begin) {
   const int64_t rows = static_cast<int64_t>(B) * NH * (T - q_begin);
@@ -61,6 +63,7 @@ void attention_softmax_forward(float* pattern, const float* scores, int B, int N
   }
 }
 
+CAUSEWAY_SIMD_CLONES
 void attention_values_forward(float* z, const float* pattern, const float* v, int B, int T,
                               int NH, int HS, int q_begin) {
   const int64_t C = static_cast<int64_t>(NH) * HS;
@@ -99,6 +102,7 @@ void attention_result_forward(float* result, const float* z, const float* W_O, i
                 result + static_cast<int64_t>(h) * C, NH * C);
 }
 
+CAUSEWAY_SIMD_CLONES
 void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N, int NH,
                        int C) {
 #pragma omp parallel for schedule(static)
@@ -114,6 +118,7 @@ void sum_heads_forward(float* out, const float* result, const float* bias, int64
   }
 }
 
+CAUSEWAY_SIMD_CLONES
 void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, const float* pattern,
                                const float* v, int B, int T, int NH, int HS) {
   const int64_t C = static_cast<int64_t>(NH) * HS;
@@ -147,6 +152,7 @@ void attention_values_backward(float* d_pattern, float* d_v, const float* d_z, c
     }
 }
 
+CAUSEWAY_SIMD_CLONES
 void attention_softmax_backward(float* d_scores, const float* d_pattern, const float* pattern,
                                 int B, int NH, int T) {
   const int64_t rows = static_cast<int64_t>(B) * NH * T;
@@ -163,6 +169,7 @@ void attention_softmax_backward(float* d_scores, const float* d_pattern, const f
   }
 }
 
+CAUSEWAY_SIMD_CLONES
 void attention_scores_backward(float* d_q, float* d_k, const float* d_scores, const float* q,
                                const float* k, int B, int T, int NH, int HS) {
   const int64_t C = static_cast<int64_t>(NH) * HS;

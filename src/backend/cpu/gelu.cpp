@@ -6,6 +6,7 @@
 
 namespace causeway::cpu {
 
+CAUSEWAY_SIMD_CLONES
 void gelu_forward(float* out, const float* inp, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
 #pragma omp parallel for simd schedule(static)
@@ -20,6 +21,7 @@ void gelu_erf_forward(float* out, const float* inp, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + std::erf(inp[i] * 0.70710678f));
 }
 
+CAUSEWAY_SIMD_CLONES
 void gelu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
 #pragma omp parallel for simd schedule(static)

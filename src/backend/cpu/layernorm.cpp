@@ -2,10 +2,12 @@
 // the two-pass form matches PyTorch to ~1e-7 where the one-pass E[x^2]-E[x]^2 form does not.
 #include <cmath>
 
+#include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
 
 namespace causeway::cpu {
 
+CAUSEWAY_SIMD_CLONES
 void layernorm_stats(float* mean, float* rstd, const float* inp, int64_t N, int C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
@@ -22,6 +24,7 @@ void layernorm_stats(float* mean, float* rstd, const float* inp, int64_t N, int 
   }
 }
 
+CAUSEWAY_SIMD_CLONES
 void layernorm_apply(float* out, const float* inp, const float* mean, const float* rstd,
                      const float* weight, const float* bias, int64_t N, int C) {
 #pragma omp parallel for schedule(static)
@@ -40,6 +43,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
   layernorm_apply(out, inp, mean, rstd, weight, bias, N, C);
 }
 
+CAUSEWAY_SIMD_CLONES
 void layernorm_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out,
                         const float* inp, const float* mean, const float* rstd,
                         const float* weight, int64_t N, int C) {
