@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/output_guard.h"
 #include "core/error.h"
 #include "core/utf8.h"
 #include "io/hdf5_file.h"
@@ -89,6 +90,7 @@ std::string pad_right(const std::string& s, size_t width) {
 int run_logits(const LogitsOptions& o) {
   set_cpu_threads(o.threads);
   const std::filesystem::path dir(o.model);
+  if (!o.out.empty()) refuse_output_over_inputs(o.out, {{dir, "the model folder"}}, "--out");
   // Held until the file is written: a run job on the same path is refused, and vice versa.
   std::unique_ptr<OutputLock> lock = o.out.empty() ? nullptr : std::make_unique<OutputLock>(o.out);
   if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)

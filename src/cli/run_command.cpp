@@ -21,13 +21,16 @@
 
 #include "cli/commands.h"
 #include "cli/job_log.h"
+#include "cli/output_guard.h"
 #include "cli/run_config.h"
 #include "core/error.h"
 #include "io/output_lock.h"
 #include "io/result_store.h"
+#include "io/resume_check.h"
 #include "io/result_writer.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
+#include "model/weights_fingerprint.h"
 #include "parallel/communicator.h"
 #include "parallel/scheduler.h"
 #include "parallel/topology.h"
@@ -295,6 +298,9 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   job.schedule = parse_schedule(c.schedule, "--schedule");
   if (o.resume && o.overwrite)
     throw InputError("command line", "--resume", "cannot be combined with --overwrite");
+  refuse_output_over_inputs(c.output,
+                            {{c.path, "the config"}, {c.data_file, "the pairs file"}, {c.model, "the model folder"}},
+                            o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : default_threads(world));
 
   job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
@@ -313,6 +319,7 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
                         job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
     job.T_max = std::max(job.T_max, static_cast<int>(p.clean.size()));
   }
+  c.check_against(mc, job.data);
   job.topo = Topology::make(world, c.tp, mc.n_head, c.path.string());
 
   const int P = static_cast<int>(job.data.pairs.size());
@@ -349,14 +356,22 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
                          " work items; use fewer ranks or a smaller parallel.pairs_per_item");
 }
 
+// What a result file must match to be resumed, beside its config text.
+ResumeIdentity identity_of(const Job& job) {
+  return {job.layouts.front().pairs_per_item, job.model->config().to_json().dump(),
+          weights_fingerprint(job.cfg.model)};
+}
+
 // Rank 0: a new file laid out in full, or an existing one checked against the config.
 // Returns the done byte of every work item.
 std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& log) {
   const RunConfig& c = job.cfg;
   std::vector<uint8_t> done;
-  if (o.resume) {
-    if (!std::filesystem::exists(c.output))
-      throw InputError(c.output.string(), "", "--resume: there is no result file to continue");
+  // A requeued job resumes whether or not its first run got as far as creating the file.
+  const bool resume = o.resume && std::filesystem::exists(c.output);
+  if (o.resume && !resume)
+    log.info("resume: " + c.output.string() + " does not exist; starting a new run");
+  if (resume) {
     ResultStore store = ResultStore::open(c.output);
     const auto diff = config_differences(store.config_text(), c.text);
     if (!diff.empty()) {
@@ -365,6 +380,7 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
       throw InputError(c.output.string(), "/meta/config",
                        "--resume: the config differs from the one this file was written with:" + what);
     }
+    check_resume_identity(store.file(), identity_of(job), c.pairs_per_item, job.data);
     for (int e = 0; e < job.n_experiments(); ++e) {
       const auto d = store.done(job.layouts[e].name);
       if (static_cast<int>(d.size()) != job.plan.items_of(e))
@@ -393,6 +409,7 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   try {
     ResultStore store = ResultStore::create_staged(c.output);
     store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
+  write_resume_identity(store.file(), identity_of(job));
     store.write_data(job.data, job.tok.get());
     // Test hook for the layout-kill test: die like a node failure in the middle of the layout.
     if (std::getenv("CAUSEWAY_FAULT_KILL_DURING_LAYOUT")) ::kill(::getpid(), SIGKILL);
@@ -702,7 +719,9 @@ Command add_run_command(CLI::App& app) {
   cmd->add_flag("--overwrite", o->overwrite, "Replace the result file if it exists");
   cmd->add_flag("--resume", o->resume,
                 "Continue an interrupted run in its result file: work items marked done are "
-                "skipped; refused if the config differs from the one stored in the file");
+                "skipped; refused if the config, the pairs, the weights or pairs_per_item differ "
+                "from the file's. Without a result file yet, starts a new run (a requeued job "
+                "needs no special case)");
   cmd->add_option("--schedule", o->schedule,
                   "How ranks share work items: static (fixed contiguous shares; the default, "
                   "or [parallel] schedule) or dynamic (next item from a shared counter)");
@@ -715,7 +734,8 @@ Command add_run_command(CLI::App& app) {
                   "CPU threads per rank; overrides [model] threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   return [o]() { return run_job(*o); };
 }
 

@@ -2,7 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -14,54 +17,86 @@ namespace causeway {
 
 namespace {
 
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+
+// Names the file's own groups use beside experiments: a clash would mix their datasets.
+bool reserved_name(const std::string& name) {
+  return name == "activations" || name == "." || name == "..";
+}
+
+bool patches_patterns(SweepKind k) {
+  return k == SweepKind::HeadPattern || k == SweepKind::HeadPatternDestSrc ||
+         k == SweepKind::HeadEvery;
+}
+
+// `positions`: "each", "all" or (mlp_neuron only) one position number. Sweeps whose grid
+// ignores the choice refuse the value that would be ignored rather than reinterpret it.
+void parse_positions(Table& x, SweepSpec& spec) {
+  const toml::node* pos = x.raw("positions");
+  if (!pos) return;
+  const bool neuron = spec.kind == SweepKind::MlpNeuron;
+  if (auto s = pos->value_exact<std::string>()) {
+    if (*s != "each" && *s != "all" && *s != "named")
+      x.fail("positions", "'" + *s + "' is not one of: each, all, named, or a position number");
+    // named: one position axis entry per name the pairs carry (IO, S2, ...), aligned per pair.
+    spec.by_pos = *s != "all";
+    spec.named = *s == "named";
+    if (spec.named && neuron)
+      x.fail("positions", "mlp_neuron has no position axis to name; give a position number or \"all\"");
+    if (spec.by_pos && neuron)
+      x.fail("positions", "mlp_neuron patches one position or all of them: give a position "
+                          "number or \"all\", not \"each\"");
+    if (!spec.by_pos && (spec.kind == SweepKind::BlockEvery || spec.kind == SweepKind::HeadPatternDestSrc))
+      x.fail("positions", spec.name() + " always has a position axis; use \"each\"");
+  } else if (auto p = pos->value_exact<int64_t>()) {
+    if (!neuron)
+      x.fail("positions", "a position number is only for sweep = \"mlp_neuron\"; use \"each\" or \"all\"");
+    if (*p < 0 || *p > kIntMax)
+      x.fail("positions", "position " + std::to_string(*p) + " is outside the prompt (positions count from 0)");
+    spec.by_pos = true;
+    spec.position = static_cast<int>(*p);
+  } else {
+    x.fail("positions", "must be \"each\", \"all\" or a position number");
+  }
+}
+
 ExperimentConfig parse_experiment(const toml::table& t, const std::string& file, int index) {
   ExperimentConfig e;
   Table x(&t, file, "experiment[" + std::to_string(index) + "]");
   e.name = x.require_string("name");
   if (e.name.empty() || e.name.find('/') != std::string::npos)
     x.fail("name", "must be non-empty and contain no '/'");
+  for (unsigned char ch : e.name)
+    if (ch < 0x20 || ch == 0x7f) x.fail("name", "must not contain control characters");
+  if (reserved_name(e.name))
+    x.fail("name", "'" + e.name + "' is reserved for the result file's own groups; choose another name");
   SweepRequest& r = e.request;
   e.kind = choose<std::string>(x, "kind", "activation",
                                {{"activation", "activation"}, {"attribution", "attribution"},
                                 {"ablation", "ablation"}, {"noise", "noise"}});
   r.spec.kind = SweepSpec::parse_kind(x.require_string("sweep"), file,
                                       "experiment[" + std::to_string(index) + "].sweep");
-  if (const toml::node* pos = x.raw("positions")) {
-    if (auto s = pos->value<std::string>()) {
-      if (*s == "each") r.spec.by_pos = true;
-      else if (*s == "all") r.spec.by_pos = false;
-      // named: one position axis entry per name the pairs carry (IO, S2, ...), aligned per pair.
-      else if (*s == "named") r.spec.by_pos = r.spec.named = true;
-      else x.fail("positions", "must be \"each\", \"all\", \"named\" or a position number");
-    } else if (auto p = pos->value<int64_t>()) {
-      r.spec.by_pos = true;
-      r.spec.position = static_cast<int>(*p);
-    } else {
-      x.fail("positions", "must be \"each\", \"all\" or a position number");
-    }
-  }
+  parse_positions(x, r.spec);
   r.direction = choose<Direction>(x, "direction", "denoising",
                                   {{"denoising", Direction::Denoising}, {"noising", Direction::Noising}});
   r.metric = parse_metric(x.get_or<std::string>("metric", "logit_diff"), file,
                           "experiment[" + std::to_string(index) + "].metric");
-  r.seed = static_cast<uint64_t>(x.get_or<int64_t>("seed", 0));
-  r.window = x.get_or<int>("window", 1);
-  r.max_rows = x.get_or<int>("batch_rows", 128);
-  r.pairs_per_block = x.get_or<int>("pairs_per_block", 32);
-  if (r.max_rows < 1) x.fail("batch_rows", "must be at least 1");
-  if (r.pairs_per_block < 1) x.fail("pairs_per_block", "must be at least 1");
+  r.seed = static_cast<uint64_t>(x.integer("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+  r.window = static_cast<int>(x.integer("window", 1, 1, kIntMax));
+  r.max_rows = static_cast<int>(x.integer("batch_rows", 128, 1, kIntMax));
+  r.pairs_per_block = static_cast<int>(x.integer("pairs_per_block", 32, 1, kIntMax));
   if (e.kind == "activation") {
     r.source = PatchSource::Activation;
   } else if (e.kind == "attribution") {
     r.source = PatchSource::Activation;
+    if (r.window != 1) x.fail("window", "attribution patches one layer at a time; remove window");
     for (const auto& [key, flag] : {std::pair{"qk_fix", &e.attribution.qk_fix},
                                     std::pair{"grad_drop", &e.attribution.grad_drop}})
       if (const toml::node* n = x.raw(key)) {
         if (!n->is_boolean()) x.fail(key, "must be true or false");
         *flag = n->as_boolean()->get();
       }
-    e.verify_top = x.get_or<int>("verify_top", 0);
-    if (e.verify_top < 0) x.fail("verify_top", "must be 0 or more");
+    e.verify_top = static_cast<int>(x.integer("verify_top", 0, 0, kIntMax));
     if (r.metric != MetricKind::LogitDiff && r.metric != MetricKind::Normalized)
       x.fail("metric", "attribution supports logit_diff and normalized");
   } else if (e.kind == "ablation") {
@@ -69,14 +104,30 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
                                    {{"zero", PatchSource::Zero}, {"mean", PatchSource::Mean},
                                     {"resample", PatchSource::Resample}});
     e.ablation = x.get_or<std::string>("ablation", "mean");
+    if (x.raw("mean_over") && r.source != PatchSource::Mean)
+      x.fail("mean_over", "only applies to ablation = \"mean\"");
     r.mean_per_position = choose<bool>(x, "mean_over", "position", {{"position", true}, {"all", false}});
-    r.resample_samples = x.get_or<int>("samples", 4);
+    if (!r.mean_per_position && patches_patterns(r.spec.kind))
+      x.fail("mean_over", "\"all\" is not defined for attention patterns (" + r.spec.name() +
+                              "); use \"position\"");
+    if (x.raw("samples") && r.source != PatchSource::Resample)
+      x.fail("samples", "only applies to ablation = \"resample\"");
+    r.resample_samples = static_cast<int>(x.integer("samples", 4, 1, kIntMax));
   } else {
     r.source = PatchSource::Noise;
     r.noise.scale = x.get_or<double>("noise_scale", 3.0);
-    r.noise.samples = x.get_or<int>("noise_samples", 10);
+    if (!(std::isfinite(r.noise.scale) && r.noise.scale > 0)) {
+      std::ostringstream v;
+      v << r.noise.scale;
+      x.fail("noise_scale", "must be a positive finite number, got " + v.str());
+    }
+    r.noise.samples = static_cast<int>(x.integer("noise_samples", 10, 1, kIntMax));
     r.noise.positions = x.int_list("noise_positions");
-    if (r.noise.scale <= 0) x.fail("noise_scale", "must be positive");
+    std::set<int> seen;
+    for (int p : r.noise.positions) {
+      if (p < 0) x.fail("noise_positions", "position " + std::to_string(p) + " is outside the prompt (positions count from 0)");
+      if (!seen.insert(p).second) x.fail("noise_positions", "position " + std::to_string(p) + " is listed twice");
+    }
   }
   x.reject_unknown();
   return e;
@@ -102,7 +153,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
 
   Table model(table_of(root, "model", file, true), file, "model");
   c.model = resolve(model.require_string("path"));
-  c.threads = model.get_or<int>("threads", 0);
+  c.threads = static_cast<int>(model.integer("threads", 0, 0, kIntMax));
   model.reject_unknown();
 
   Table data(table_of(root, "data", file, true), file, "data");
@@ -112,8 +163,8 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
     data.fail("file", "give exactly one of data.file or data.generator");
   if (!c.generator.empty()) {
     if (c.generator != "ioi") data.fail("generator", "'" + c.generator + "' is unknown (known: ioi)");
-    c.ioi.n = data.get_or<int>("n", 64);
-    c.ioi.seed = static_cast<uint64_t>(data.get_or<int64_t>("seed", 0));
+    c.ioi.n = static_cast<int>(data.integer("n", 64, 1, kIntMax));
+    c.ioi.seed = static_cast<uint64_t>(data.integer("seed", 0, 0, std::numeric_limits<int64_t>::max()));
     c.ioi.corruption = choose<IoiOptions::Corruption>(
         data, "corruption", "swap",
         {{"swap", IoiOptions::Corruption::SubjectSwap}, {"abc", IoiOptions::Corruption::ThirdName}});
@@ -122,7 +173,6 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
       if (!n->is_boolean()) data.fail("same_length", "must be true or false");
       c.ioi.same_length = n->as_boolean()->get();
     }
-    if (c.ioi.n < 1) data.fail("n", "must be at least 1");
   }
   data.reject_unknown();
 
@@ -132,8 +182,10 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
     const toml::array* a = cache->as_array();
     if (!a) out.fail("cache", "must be an array of hook names");
     for (const toml::node& h : *a) {
-      auto name = h.value<std::string>();
+      auto name = h.value_exact<std::string>();
       if (!name) out.fail("cache", "must be an array of hook names");
+      if (std::find(c.cache_hooks.begin(), c.cache_hooks.end(), *name) != c.cache_hooks.end())
+        out.fail("cache", "'" + *name + "' is listed twice");
       c.cache_hooks.push_back(*name);
     }
   }
@@ -141,11 +193,9 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
 
   if (const toml::table* par = table_of(root, "parallel", file, false)) {
     Table p(par, file, "parallel");
-    c.tp = p.get_or<int>("tp", 1);
+    c.tp = static_cast<int>(p.integer("tp", 1, 1, kIntMax));
     c.schedule = choose<std::string>(p, "schedule", "static", {{"static", "static"}, {"dynamic", "dynamic"}});
-    c.pairs_per_item = p.get_or<int>("pairs_per_item", 32);
-    if (c.tp < 1) p.fail("tp", "must be at least 1");
-    if (c.pairs_per_item < 1) p.fail("pairs_per_item", "must be at least 1");
+    c.pairs_per_item = static_cast<int>(p.integer("pairs_per_item", 32, 1, kIntMax));
     p.reject_unknown();
   }
 

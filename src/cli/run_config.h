@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "data/ioi.h"
+#include "data/prompt_pairs.h"
+#include "model/model_config.h"
 #include "patching/attribution.h"
 #include "patching/sweep.h"
 
@@ -43,8 +45,14 @@ struct RunConfig {
   int pairs_per_item = 32;
   std::vector<ExperimentConfig> experiments;
 
+  // Everything the file alone decides is checked here (types, ranges, combinations).
   static RunConfig load(const std::filesystem::path& path);
   static RunConfig parse(const std::string& text, const std::filesystem::path& path);
+
+  // What needs the model and the pairs: window against n_layer, positions against the prompts,
+  // ablations against the pairs, cache hook names. InputError naming the file, experiment and
+  // key; every rank calls it before the result file is laid out.
+  void check_against(const ModelConfig& model, const PairDataset& data) const;
 };
 
 // What differs between two config texts, one line per key ("experiment[0].sweep: 'a' in the

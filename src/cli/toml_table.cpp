@@ -1,5 +1,6 @@
 #include "cli/toml_table.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 
@@ -49,6 +50,9 @@ std::vector<int> Table::int_list(const std::string& key) {
   for (const toml::node& e : *a) {
     auto v = e.value_exact<int64_t>();
     if (!v) fail(key, "must be an array of integers");
+    if (*v < INT_MIN || *v > INT_MAX)
+      fail(key, std::to_string(*v) + " is out of range (" + std::to_string(INT_MIN) + ".." +
+                    std::to_string(INT_MAX) + ")");
     out.push_back(static_cast<int>(*v));
   }
   return out;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,7 +52,14 @@ class Table {
       if (auto v = n->value<double>(); v && !n->is_boolean()) return *v;
       fail(key, "must be a number");
     } else {
-      if (auto v = n->value_exact<int64_t>()) return static_cast<T>(*v);
+      if (auto v = n->value_exact<int64_t>()) {
+        // A value that does not fit T would otherwise be silently wrapped.
+        if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max())
+          fail(key, std::to_string(*v) + " is out of range (" +
+                        std::to_string(std::numeric_limits<T>::min()) + ".." +
+                        std::to_string(std::numeric_limits<T>::max()) + ")");
+        return static_cast<T>(*v);
+      }
       fail(key, "must be an integer");
     }
   }

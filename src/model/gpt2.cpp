@@ -34,7 +34,7 @@ GPT2Model::GPT2Model(ModelConfig cfg, GPT2Weights weights, std::unique_ptr<Backe
 GPT2Model GPT2Model::load(const std::filesystem::path& dir) {
   ModelConfig cfg = ModelConfig::from_json_file(dir / "config.json");
   Checkpoint ckpt = Checkpoint::open(dir);
-  GPT2Weights w = GPT2Weights::load(cfg, ckpt);
+  GPT2Weights w = GPT2Weights::load(cfg, ckpt, (dir / "config.json").string());
   return GPT2Model(std::move(cfg), std::move(w), make_cpu_backend());
 }
 

@@ -64,11 +64,73 @@ void GPT2Weights::bind(const ModelConfig& cfg) {
   W_U = W_E;
 }
 
-GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt) {
-  GPT2Weights w(cfg);
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// The sizes config.json gives, each against a stored tensor that carries it, so that a wrong
+// n_embd is reported as a wrong n_embd rather than as a tensor shape or a failed allocation.
+void check_config_sizes(const ModelConfig& cfg, const Checkpoint& ckpt, const std::string& prefix,
+                        const std::string& config_source) {
+  auto check = [&](const char* field, int64_t value, const std::string& tensor, size_t dim) {
+    const TensorInfo& t = ckpt.info(prefix + tensor);
+    if (dim < t.shape.size() && t.shape[dim] == value) return;
+    throw InputError(config_source, field,
+                     std::to_string(value) + " disagrees with the weights: " + ckpt.file_of(t.name) +
+                         " holds " + t.name + " of shape " + shape_text(t.shape));
+  };
+  int stored_layers = 0;
+  while (stored_layers <= cfg.n_layer && ckpt.has(prefix + "h." + std::to_string(stored_layers) + ".ln_1.weight"))
+    ++stored_layers;
+  if (stored_layers != cfg.n_layer)
+    throw InputError(config_source, "n_layer",
+                     std::to_string(cfg.n_layer) + " disagrees with the weights: they" +
+                         (stored_layers < cfg.n_layer
+                              ? " hold " + std::to_string(stored_layers) + " blocks (no h." +
+                                    std::to_string(stored_layers) + ".ln_1.weight)"
+                              : " hold more blocks (h." + std::to_string(cfg.n_layer) + ".ln_1.weight exists)"));
+  check("vocab_size", cfg.vocab_size, "wte.weight", 0);
+  check("n_embd", cfg.n_embd, "wte.weight", 1);
+  check("n_positions", cfg.n_positions, "wpe.weight", 0);
+  check("n_inner", cfg.n_inner, "h.0.mlp.c_fc.weight", 1);
+}
+
+// Hugging Face name (without the "transformer." prefix) and shape of every tensor load() reads.
+// load() checks each shape again as it reads; this list lets it check them all before allocating.
+std::vector<std::pair<std::string, std::vector<int64_t>>> stored_tensors(const ModelConfig& cfg) {
+  const int64_t C = cfg.n_embd, M = cfg.n_inner, V = cfg.vocab_size, P = cfg.n_positions;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> t{{"wte.weight", {V, C}}, {"wpe.weight", {P, C}}};
+  for (int L = 0; L < cfg.n_layer; ++L) {
+    const std::string h = "h." + std::to_string(L) + ".";
+    for (const char* n : {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_proj.bias", "mlp.c_proj.bias"})
+      t.push_back({h + n, {C}});
+    t.push_back({h + "attn.c_attn.weight", {C, 3 * C}});
+    t.push_back({h + "attn.c_attn.bias", {3 * C}});
+    t.push_back({h + "attn.c_proj.weight", {C, C}});
+    t.push_back({h + "mlp.c_fc.weight", {C, M}});
+    t.push_back({h + "mlp.c_fc.bias", {M}});
+    t.push_back({h + "mlp.c_proj.weight", {M, C}});
+  }
+  t.push_back({"ln_f.weight", {C}});
+  t.push_back({"ln_f.bias", {C}});
+  return t;
+}
+
+}  // namespace
+
+GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
+                              const std::string& config_source) {
   const std::string prefix = ckpt.has("transformer.wte.weight") ? "transformer." : "";
   const int64_t C = cfg.n_embd, M = cfg.n_inner, V = cfg.vocab_size, P = cfg.n_positions;
-  const std::string why = "config.json";
+  const std::string why = config_source;
+  // Every size is checked against the stored shapes before the arena is allocated from them.
+  check_config_sizes(cfg, ckpt, prefix, config_source);
+  for (const auto& [name, shape] : stored_tensors(cfg)) ckpt.expect_shape(prefix + name, shape, why);
+  GPT2Weights w(cfg);
 
   // Each tensor is checked, copied as fp32 and its mapped pages released, one at a time, so
   // peak memory stays near the fp32 copy.

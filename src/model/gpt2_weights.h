@@ -30,8 +30,10 @@ class GPT2Weights {
   explicit GPT2Weights(const ModelConfig& cfg);  // zero-filled
 
   // Reads every tensor from a Hugging Face GPT-2 checkpoint (with or without the
-  // "transformer." prefix), checking each shape against `cfg` first.
-  static GPT2Weights load(const ModelConfig& cfg, const Checkpoint& ckpt);
+  // "transformer." prefix). Every size of `cfg` and every shape is checked against the stored
+  // tensors before memory is allocated; errors name `config_source` (the config.json read).
+  static GPT2Weights load(const ModelConfig& cfg, const Checkpoint& ckpt,
+                          const std::string& config_source = "config.json");
 
   Tensor W_E, W_pos;       // (V, C), (P, C)
   std::vector<BlockWeights> blocks;

@@ -40,4 +40,17 @@ sweep = "resid_pre"
 positions = "all"
 TOML
 expect_error too_many_ranks "only 2 work items" "${MPIRUN[@]}" -np 4 "$CAUSEWAY" run "$WORK/small.toml"
+
+# Values only the model refutes are refused on every rank before the file is laid out.
+sed 's/positions = "all"/positions = "all"\nwindow = 7/' "$WORK/small.toml" > "$WORK/window.toml"
+expect_error window_past_n_layer "experiment\[0\].window: must be between 1 and n_layer (2), got 7" \
+  "${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/window.toml" --out "$WORK/window.h5"
+[ ! -e "$WORK/window.h5" ] || fail "window_past_n_layer: the result file was laid out"
+
+# A resume whose work items would be cut differently is refused, even when their count agrees.
+sed 's/pairs_per_item = 1/pairs_per_item = 4/' "$WORK/run.toml" > "$WORK/ppi4.toml"
+sed 's/pairs_per_item = 1/pairs_per_item = 5/' "$WORK/run.toml" > "$WORK/ppi5.toml"
+"$CAUSEWAY" run "$WORK/ppi4.toml" --out "$WORK/ppi.h5" --quiet
+expect_error changed_pairs_per_item "pairs_per_item is 5, the file was laid out with 4" \
+  "${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/ppi5.toml" --out "$WORK/ppi.h5" --resume
 echo PASS

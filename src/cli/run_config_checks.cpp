@@ -1,0 +1,75 @@
+// RunConfig::check_against: the checks of a run config that need the model and the pairs, so
+// that a bad value stops the job before the result file is laid out, not on some rank later.
+#include <algorithm>
+#include <string>
+
+#include "cli/run_config.h"
+#include "core/error.h"
+#include "model/hooks.h"
+
+namespace causeway {
+
+namespace {
+
+// The pair with the shortest clean prompt (positions past it do not exist for that pair).
+const PromptPair& shortest(const PairDataset& data) {
+  return *std::min_element(data.pairs.begin(), data.pairs.end(),
+                           [](const PromptPair& a, const PromptPair& b) { return a.clean.size() < b.clean.size(); });
+}
+
+std::string pair_name(const PairDataset& data, const PromptPair& p) {
+  const auto i = &p - data.pairs.data();
+  return "pair " + std::to_string(i) + (p.line ? " (" + data.source + " line " + std::to_string(p.line) + ")" : "");
+}
+
+void check_position(const std::string& file, const std::string& key, int pos, const PairDataset& data) {
+  const PromptPair& s = shortest(data);
+  if (pos >= static_cast<int>(s.clean.size()))
+    throw InputError(file, key,
+                     "position " + std::to_string(pos) + " is outside the prompt (" + pair_name(data, s) +
+                         " has " + std::to_string(s.clean.size()) + " tokens, positions 0.." +
+                         std::to_string(s.clean.size() - 1) + ")");
+}
+
+}  // namespace
+
+void RunConfig::check_against(const ModelConfig& model, const PairDataset& data) const {
+  const std::string file = path.string();
+  if (data.pairs.empty()) throw InputError(data.source, "", "no prompt pairs");
+  for (size_t i = 0; i < experiments.size(); ++i) {
+    const ExperimentConfig& e = experiments[i];
+    const SweepRequest& r = e.request;
+    const std::string where = "experiment[" + std::to_string(i) + "].";
+    if (r.window > model.n_layer)
+      throw InputError(file, where + "window",
+                       "must be between 1 and n_layer (" + std::to_string(model.n_layer) + "), got " +
+                           std::to_string(r.window));
+    if (r.spec.kind == SweepKind::MlpNeuron && r.spec.position >= 0)
+      check_position(file, where + "positions", r.spec.position, data);
+    if (r.source == PatchSource::Noise)
+      for (int p : r.noise.positions) check_position(file, where + "noise_positions", p, data);
+    if (r.source == PatchSource::Resample && data.pairs.size() < 2)
+      throw InputError(file, where + "ablation",
+                       "resample ablation takes values from other pairs, but " + data.source +
+                           " has only one pair");
+    if (r.source == PatchSource::Mean || r.source == PatchSource::Resample) {
+      // Values come from other prompts position by position, so every prompt needs one length.
+      const PromptPair& first = data.pairs.front();
+      for (const PromptPair& p : data.pairs)
+        if (p.clean.size() != first.clean.size())
+          throw InputError(file, where + "ablation",
+                           e.ablation + " ablation needs prompts of one length: " + pair_name(data, p) +
+                               " has " + std::to_string(p.clean.size()) + " tokens, " +
+                               pair_name(data, first) + " has " + std::to_string(first.clean.size()));
+    }
+  }
+  std::vector<std::string> cached;
+  for (const std::string& h : cache_hooks) {
+    const std::string name = HookPoint::parse(h, model.n_layer, file + ": output.cache").name();
+    if (std::find(cached.begin(), cached.end(), name) != cached.end())
+      throw InputError(file, "output.cache", "'" + h + "' names " + name + ", which is listed twice");
+    cached.push_back(name);
+  }
+}
+
+}  // namespace causeway

@@ -1,0 +1,145 @@
+// --resume continues a file only for a job that would write the same numbers into the same
+// places (issue 10, A3): changed pairs, weights, model config or pairs_per_item are refused
+// before any work, naming what changed; a missing file starts a new run (A9).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "cli_support.h"
+#include "io/hdf5_file.h"
+
+namespace causeway {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kData = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+// A job on its own copies of the model and the pairs, which a test may then change.
+class ResumeJob {
+ public:
+  ResumeJob() : tmp_("resume") {
+    fs::create_directories(model());
+    for (const auto& e : fs::directory_iterator(kData / "tiny-gpt2")) fs::copy(e.path(), model() / e.path().filename());
+    fs::copy(kData / "tiny-gpt2-patching-pairs.jsonl", pairs());
+    write_config(3);
+  }
+  fs::path dir() const { return tmp_.path(); }
+  fs::path model() const { return dir() / "model"; }
+  fs::path pairs() const { return dir() / "pairs.jsonl"; }
+  fs::path out() const { return dir() / "r.h5"; }
+  void write_config(int pairs_per_item) const {
+    std::ofstream(dir() / "run.toml") << "[model]\npath = \"model\"\nthreads = 1\n[data]\nfile = \"pairs.jsonl\"\n"
+                                      << "[output]\npath = \"r.h5\"\n[parallel]\npairs_per_item = " << pairs_per_item
+                                      << "\n[[experiment]]\nname = \"layers\"\nsweep = \"resid_pre\"\npositions = \"all\"\n";
+  }
+  fixtures::CliResult run(const std::string& flags) const {
+    return fixtures::run_causeway("run " + (dir() / "run.toml").string() + " --quiet " + flags);
+  }
+
+ private:
+  fixtures::TempDir tmp_;
+};
+
+void expect_refused(const fixtures::CliResult& r, const std::string& must_mention) {
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("causeway: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(must_mention), std::string::npos) << r.output;
+}
+
+TEST(ResumeIdentity, AnUnchangedJobResumes) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  const auto r = job.run("--resume");
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+TEST(ResumeIdentity, ChangedPairsAreRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  // Pair 3 (line 4) keeps its length; one clean token changes.
+  std::string text = read_text(job.pairs());
+  const size_t line4 = text.find("[732, 282");
+  ASSERT_NE(line4, std::string::npos);
+  text.replace(line4, 9, "[733, 282");
+  write_text(job.pairs(), text);
+  expect_refused(job.run("--resume"), "--resume: the pairs differ from the file's (pair 3 (line 4) clean tokens)");
+}
+
+TEST(ResumeIdentity, ChangedAnswerIsRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  std::string text = read_text(job.pairs());
+  const size_t a = text.find("\"answer\": 577");
+  ASSERT_NE(a, std::string::npos);
+  text.replace(a, 13, "\"answer\": 578");
+  write_text(job.pairs(), text);
+  expect_refused(job.run("--resume"), "(pair 2 (line 3) answer)");
+}
+
+TEST(ResumeIdentity, ChangedWeightBytesAreRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  // Same header, same size: only the last float of the last tensor changes.
+  std::string bytes = read_text(job.model() / "model.safetensors");
+  bytes[bytes.size() - 2] ^= 0x10;
+  write_text(job.model() / "model.safetensors", bytes);
+  expect_refused(job.run("--resume"), "--resume: the weights differ from the file's (model.safetensors contents)");
+}
+
+TEST(ResumeIdentity, ChangedWeightHeaderIsRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  std::string bytes = read_text(job.model() / "model.safetensors");
+  const size_t meta = bytes.find("\"format\":\"pt\"");
+  ASSERT_NE(meta, std::string::npos);
+  bytes.replace(meta, 13, "\"format\":\"tp\"");
+  write_text(job.model() / "model.safetensors", bytes);
+  expect_refused(job.run("--resume"), "--resume: the weights differ from the file's (model.safetensors header)");
+}
+
+TEST(ResumeIdentity, ChangedModelConfigIsRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  std::ifstream in(job.model() / "config.json");
+  auto cfg = nlohmann::json::parse(in);
+  cfg["layer_norm_epsilon"] = 1e-3;
+  std::ofstream(job.model() / "config.json") << cfg.dump();
+  expect_refused(job.run("--resume"), "--resume: the model's config.json differs from the file's");
+}
+
+// 6 pairs make 2 work items with 3 or with 4 pairs each: the item counts agree, the items do not.
+TEST(ResumeIdentity, ChangedPairsPerItemIsRefused) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  job.write_config(4);
+  expect_refused(job.run("--resume"), "--resume: pairs_per_item is 4, the file was laid out with 3");
+}
+
+TEST(ResumeIdentity, ResumeWithoutAFileStartsANewRun) {
+  ResumeJob job;
+  const auto r = fixtures::run_causeway("run " + (job.dir() / "run.toml").string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("does not exist; starting a new run"), std::string::npos) << r.output;
+  {
+    H5File f(job.out(), H5Mode::ReadOnly);
+    for (uint8_t d : f.read_bytes("/experiments/layers/done")) EXPECT_EQ(d, 1);
+  }
+  // The new file can itself be resumed.
+  EXPECT_EQ(job.run("--resume").code, 0);
+}
+
+}  // namespace
+}  // namespace causeway
