@@ -90,17 +90,21 @@ def candidate_token_ids(tok, vocab_size: int) -> List[int]:
     return out
 
 
-def make_pairs(model, tok, vocab_size: int) -> List[Dict[str, object]]:
+def make_pairs(model, tok, vocab_size: int, candidates: Sequence[int] | None = None, bos_id: int | None = None) -> List[Dict[str, object]]:
+    """N_PAIRS clean/corrupted pairs of SEQ_LEN tokens drawn from `candidates` (default:
+    candidate_token_ids). With bos_id, position 0 is bos_id in both runs (never changed) and
+    SEQ_LEN - 1 tokens are drawn (model families whose tokenizer prepends BOS)."""
     rng = random.Random(PAIR_SEED)
-    cands = candidate_token_ids(tok, vocab_size)
+    cands = list(candidates) if candidates is not None else candidate_token_ids(tok, vocab_size)
+    first = 0 if bos_id is None else 1
     pairs: List[Dict[str, object]] = []
     tries = 0
     while len(pairs) < N_PAIRS:
         tries += 1
         assert tries < 10000, "could not find enough pairs"
         n_changed = N_CHANGED[len(pairs)]
-        clean = [rng.choice(cands) for _ in range(SEQ_LEN)]
-        positions = sorted(rng.sample(range(SEQ_LEN), n_changed))
+        clean = ([] if bos_id is None else [bos_id]) + [rng.choice(cands) for _ in range(first, SEQ_LEN)]
+        positions = sorted(rng.sample(range(first, SEQ_LEN), n_changed))
         corrupted = list(clean)
         for p in positions:
             new = rng.choice(cands)
