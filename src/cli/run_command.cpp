@@ -145,7 +145,7 @@ std::map<std::string, AttributeValue> attributes_of(const ExperimentConfig& e, c
   std::map<std::string, AttributeValue> a = {
       {"kind", e.kind},
       {"sweep", r.spec.name()},
-      {"positions", r.spec.by_pos ? "each" : "all"},
+      {"positions", r.spec.named ? "named" : r.spec.by_pos ? "each" : "all"},
       {"metric", metric_name(r.metric)},
       {"mean_definition", mean_definition(r.metric)},
   };
@@ -177,7 +177,10 @@ std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
     const GridAxis& a = axes[d];
     const int64_t i = flat % a.size;
     flat /= a.size;
-    const std::string part = a.labels.empty() ? a.name + " " + std::to_string(i) : a.labels[i];
+    // Named positions keep their axis name: "pos END", not a bare "END".
+    const std::string part = a.labels.empty()        ? a.name + " " + std::to_string(i)
+                             : a.name.ends_with("pos") ? a.name + " " + a.labels[i]
+                                                       : a.labels[i];
     s = part + (s.empty() ? "" : ", " + s);
   }
   return s;
@@ -314,6 +317,9 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   } else {
     job.data = load_pairs_jsonl(c.data_file, job.tok.get());
   }
+  // Before anything is laid out: clean and corrupted prompts of different lengths cannot be
+  // patched onto each other (and once overran the token table of the result file).
+  job.data.require_aligned();
   for (const PromptPair& p : job.data.pairs) {
     job.model->validate(TokenBatch::padded({p.clean, p.corrupted}),
                         job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
@@ -326,7 +332,8 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   const int per_item = std::min(c.pairs_per_item, std::max(P, 1));
   std::vector<ExperimentShape> shapes;
   for (const ExperimentConfig& e : c.experiments) {
-    const SweepGrid grid = make_grid(e.request.spec, mc, job.T_max);
+    const SweepGrid grid = grid_for(e.request.spec, mc, job.data, c.path.string(),
+                                    "experiment[" + std::to_string(job.layouts.size()) + "].positions");
     ExperimentLayout l;
     l.name = e.name;
     l.attributes = attributes_of(e, c);
