@@ -2,7 +2,8 @@
 # Slurm test: starts a one-node Slurm cluster on this machine (Debian's slurm-wlm: slurmctld +
 # slurmd, auth/none, its own slurm.conf and all state in a temporary directory), submits
 # launch/slurm-one-node.sbatch on the tiny model once with srun and once with mpirun as the
-# launcher, and checks each job's exit state and result file against a direct run.
+# launcher, and checks each job's exit state and result file against a direct run. Then it
+# submits launch/slurm-requeue.sbatch and plays Slurm's warning before a time limit.
 #
 # Usage: slurm_one_node_test.sh CAUSEWAY_BINARY SOURCE_DIR
 # Needs root (slurmd starts jobs as their user); installs slurm-wlm when it is missing.
@@ -253,5 +254,58 @@ for launcher in srun mpirun; do
     fail "$launcher: /meta/rank_layout is '$layout', expected $tasks ranks"
   log "$launcher: $out matches the direct run ($layout)"
 done
+
+# launch/slurm-requeue.sbatch: slow work items (a fault hook), then the SIGTERM that
+# `--signal=B:TERM@120` sends the batch shell before a time limit; the job must stop causeway,
+# requeue itself, resume on its second start and finish a file equal to the direct run's.
+sed 's/^\[output\]$/[parallel]\npairs_per_item = 1\n\n[output]/' "$tmp/test.toml" >"$tmp/requeue.toml"
+"$causeway" run "$tmp/requeue.toml" --out "$tmp/out/requeue-direct.h5" --threads 1 -q \
+  >"$tmp/log/requeue-direct.out" 2>&1 || fail "direct run of requeue.toml failed"
+id="$(CAUSEWAY="$causeway" CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS=400 sbatch --parsable \
+  --job-name=causeway-requeue --nodes=1 --ntasks=1 --cpus-per-task=1 --time=5 \
+  --chdir="$tmp" --output="$tmp/job-requeue.out" \
+  "$src/launch/slurm-requeue.sbatch" "$tmp/requeue.toml" --out "$tmp/out/requeue.h5")" ||
+  fail "sbatch refused the requeue job"
+id="${id%%;*}"
+jobs_submitted+=("$id")
+log "submitted job $id (slurm-requeue.sbatch, 24 items of >= 0.4 s)"
+for ((i = 0; i < 150; i++)); do
+  [[ "$(scontrol -o show job "$id" 2>/dev/null)" == *JobState=RUNNING* ]] && break
+  sleep 0.2
+done
+sleep 3 # a few items done, most not
+scancel --batch --signal=TERM "$id" || fail "scancel --batch --signal=TERM $id failed"
+info=""
+released=0
+for ((i = 0; i < 600; i++)); do
+  info="$(scontrol -o show job "$id" 2>/dev/null || true)"
+  case "$info" in
+    *JobState=COMPLETED* | *JobState=FAILED* | *JobState=CANCELLED* | *JobState=TIMEOUT*) break ;;
+    # Slurm holds a requeued job about 2 minutes (BeginTime); let it start now.
+    *JobState=PENDING*Restarts=1*)
+      if [ "$released" = 0 ]; then
+        scontrol update JobId="$id" StartTime=now || fail "cannot release requeued job $id"
+        released=1
+      fi
+      ;;
+  esac
+  sleep 0.2
+done
+job_state="$(grep -o 'JobState=[A-Z_]*' <<<"$info" || true)"
+restarts="$(grep -o 'Restarts=[0-9]*' <<<"$info" || true)"
+log "job $id: $job_state $restarts"
+[ "$job_state" = JobState=COMPLETED ] && [ "$restarts" = Restarts=1 ] ||
+  fail "requeue job $id: expected COMPLETED after 1 restart: ${info:-no record}"
+grep -q "requeueing job $id" "$tmp/job-requeue.out" ||
+  fail "the requeue job's log does not say it requeued"
+grep -Eq "resume: [1-9][0-9]* of 24 work items already done" "$tmp/job-requeue.out" ||
+  fail "the second start did not resume the first start's work"
+for e in "${experiments[@]}"; do
+  h5diff -d 1e-6 "$tmp/out/requeue-direct.h5" "$tmp/out/requeue.h5" \
+    "/experiments/$e/effect" "/experiments/$e/effect" ||
+    fail "requeue: /experiments/$e/effect differs from the direct run"
+done
+grep -E "^slurm-requeue:|^causeway: " "$tmp/job-requeue.out" | sed 's/^/  /' || true
+log "requeue: stopped, requeued, resumed ($(grep -Eo 'resume: [0-9]+ of 24' "$tmp/job-requeue.out")) and finished"
 
 log "PASS"
