@@ -70,7 +70,7 @@ def hook_gradient_goldens(tl, hooks: Sequence[str], clean, answer, wrong, out: D
     return {
         "hook_calls_per_forward": {n: c for n, c in calls.items() if c != 1},
         "masked": masked_info(grads, values, tl.cfg.n_layers),
-        "checks": {
+        "hook_checks": {
             "TL retain_grad vs TL backward hooks (rel)": worst_bwd,
             "float32 vs float64 TL (rel, max over hooks)": worst64,
             "metric float32 vs float64 (abs)": max_abs(ld.double(), ld64),
@@ -110,5 +110,5 @@ def weight_gradient_goldens(hf, vocab_size: int, out: Dict[str, torch.Tensor]) -
             "parameters": sorted(gr),
             "all_parameter_names_incl_tied": tied,
         },
-        "checks": {"float32 vs float64 parameter gradients (rel)": worst, "loss f32 vs f64": abs(float(loss) - float(loss64))},
+        "weight_checks": {"float32 vs float64 parameter gradients (rel)": worst, "loss f32 vs f64": abs(float(loss) - float(loss64))},
     }

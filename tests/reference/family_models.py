@@ -70,7 +70,7 @@ _add(
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
-            head_dim=16,
+            head_dim=8,  # TL 3.9 Llama branch: d_head = hidden_size // heads (ignores head_dim)
             hidden_act="silu",
             rms_norm_eps=1e-5,
             attention_bias=False,
@@ -104,7 +104,7 @@ _add(
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=4,
-            head_dim=16,
+            head_dim=8,  # TL 3.9 Llama branch: d_head = hidden_size // heads (ignores head_dim)
             hidden_act="silu",
             rms_norm_eps=1e-5,
             attention_bias=False,

@@ -93,7 +93,7 @@ def hub_style_config(path: str, fam) -> Dict[str, Any]:
     return c
 
 
-def do_family(name: str, out_dir: str, quick: bool = False) -> Dict[str, Any]:
+def do_family(name: str, out_dir: str, quick: bool = False, stages: Sequence[str] = ("patching", "gradients")) -> Dict[str, Any]:
     fam = fm.FAMILIES[name]
     ckpt = os.path.join(out_dir, name)
     tok = fm.make_tokenizer(fam)
@@ -149,9 +149,17 @@ def do_family(name: str, out_dir: str, quick: bool = False) -> Dict[str, Any]:
 
     # ---- patching (makes the pairs the gradients use) ----
     pat: Dict[str, torch.Tensor] = {}
-    pmeta = fp.patching_goldens(fam, tok, tl, pat, only=["get_act_patch_resid_pre", "get_act_patch_attn_head_all_pos_every"] if quick else None)
-    write_st(os.path.join(out_dir, f"{name}-patching-goldens.safetensors"), pat, "tests/reference/make_family_goldens.py")
-    write_json(os.path.join(out_dir, f"{name}-patching-goldens.json"), {"family": name, **pmeta, "versions": meta["versions"]})
+    ppath = os.path.join(out_dir, f"{name}-patching-goldens.safetensors")
+    if "patching" in stages:
+        pmeta = fp.patching_goldens(fam, tok, tl, pat, only=["get_act_patch_resid_pre", "get_act_patch_attn_head_all_pos_every"] if quick else None)
+        write_st(ppath, pat, "tests/reference/make_family_goldens.py")
+        write_json(os.path.join(out_dir, f"{name}-patching-goldens.json"), {"family": name, **pmeta, "versions": meta["versions"]})
+    else:  # gradients only: the pairs of the existing patching goldens
+        from safetensors.torch import load_file
+
+        pat = load_file(ppath)
+    if "gradients" not in stages:
+        return {"tl_vs_hf_logits": tl_logits, "sizes": {}, "total": 0, "grad_checks": {}, "weight_checks": {}, "forward_checks": fwd["checks_max_abs_diff"]}
 
     # ---- gradients ----
     grad: Dict[str, torch.Tensor] = {}
@@ -179,20 +187,21 @@ def do_family(name: str, out_dir: str, quick: bool = False) -> Dict[str, Any]:
             if rel.startswith(name + "/") or rel.startswith(name + "-"):
                 sizes[rel] = os.path.getsize(p)
     return {"tl_vs_hf_logits": tl_logits, "sizes": sizes, "total": sum(sizes.values()),
-            "grad_checks": gmeta["checks"], "weight_checks": wmeta["checks"], "forward_checks": fwd["checks_max_abs_diff"]}
+            "grad_checks": gmeta["hook_checks"], "weight_checks": wmeta["weight_checks"], "forward_checks": fwd["checks_max_abs_diff"]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "data", "families"))
     ap.add_argument("--families", default=",".join(fm.FAMILIES), help="comma-separated subset of " + ",".join(fm.FAMILIES))
+    ap.add_argument("--stages", default="patching,gradients", help="besides the checkpoint and forward goldens (always): patching,gradients (gradients alone reuses the pairs of the existing F-patching-goldens)")
     ap.add_argument("--quick", action="store_true", help="development: only 2 patching functions (do not commit the output)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
     for name in args.families.split(","):
-        r = do_family(name, args.out, args.quick)
+        r = do_family(name, args.out, args.quick, args.stages.split(","))
         print(f"{name}: TL vs HF logits {r['tl_vs_hf_logits']:.3g}; {r['total']:,d} bytes", flush=True)
         for k, v in sorted(r["sizes"].items()):
             print(f"    {k:45s} {v:>10,d}")
