@@ -20,6 +20,8 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/fault_hooks.h"
+#include "cli/interrupt.h"
 #include "cli/job_log.h"
 #include "cli/output_guard.h"
 #include "cli/run_config.h"
@@ -32,10 +34,12 @@
 #include "model/tokenizer.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/communicator.h"
+#include "parallel/job_stop.h"
 #include "parallel/scheduler.h"
 #include "parallel/topology.h"
 #include "parallel/work_plan.h"
 #include "patching/attribution.h"
+#include "patching/nonfinite.h"
 
 namespace causeway::cli {
 
@@ -51,38 +55,8 @@ struct RunOptions {
   std::string schedule;
   int threads = -1;
   int top = 8;
+  bool allow_nonfinite = false;
 };
-
-// A failure every rank agrees on: raised on all ranks, reported once by rank 0.
-struct JobFailure {
-  int code;
-  int rank;
-  std::string message;
-};
-
-// Runs `f` on every rank (or rank 0 only); if any rank fails, every rank throws the failure
-// of the lowest failing rank, so no rank is left waiting in a collective.
-void together(const Communicator& c, bool rank0_only, const std::function<void()>& f) {
-  std::string message;
-  int code = 0;
-  if (!rank0_only || c.rank() == 0) {
-    try {
-      f();
-    } catch (const InputError& e) {
-      message = e.what();
-      code = kExitInputError;
-    } catch (const std::exception& e) {
-      message = std::string("internal error: ") + e.what();
-      code = kExitInternalError;
-    }
-  }
-  int mine = code ? c.rank() : c.size(), first = c.size();
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c.comm());
-  if (first == c.size()) return;
-  c.broadcast(message, first);
-  MPI_Bcast(&code, 1, MPI_INT, first, c.comm());
-  throw JobFailure{code, first, message};
-}
 
 // Threads per rank when neither the config nor --threads says: the cores this rank may run on,
 // shared with the other ranks of its node whose cores overlap (an unbound mpirun gives every
@@ -290,21 +264,25 @@ struct Job {
   int T_max = 0;
   WorkPlan plan;
   Schedule schedule = Schedule::Static;
+  int node_threads = 1;                // threads per rank when neither config nor flag says
+  std::vector<SweepGrid> grids;        // per experiment
   int n_experiments() const { return static_cast<int>(cfg.experiments.size()); }
 };
 
-void set_up(Job& job, const RunOptions& o, const Communicator& world) {
+// Every rank, no collectives: a rank that fails here must not leave the others inside one.
+void set_up(Job& job, const RunOptions& o) {
   RunConfig& c = job.cfg;
   c = RunConfig::load(o.config);
   if (!o.out.empty()) c.output = o.out;
   if (!o.schedule.empty()) c.schedule = o.schedule;
+  c.allow_nonfinite = c.allow_nonfinite || o.allow_nonfinite;
   job.schedule = parse_schedule(c.schedule, "--schedule");
   if (o.resume && o.overwrite)
     throw InputError("command line", "--resume", "cannot be combined with --overwrite");
   refuse_output_over_inputs(c.output,
                             {{c.path, "the config"}, {c.data_file, "the pairs file"}, {c.model, "the model folder"}},
                             o.out.empty() ? "output.path" : "--out");
-  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : default_threads(world));
+  set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
   job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
   const ModelConfig& mc = job.model->config();
@@ -326,7 +304,9 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
     job.T_max = std::max(job.T_max, static_cast<int>(p.clean.size()));
   }
   c.check_against(mc, job.data);
-  job.topo = Topology::make(world, c.tp, mc.n_head, c.path.string());
+  for (const ExperimentConfig& e : c.experiments)
+    if (e.request.metric == MetricKind::Normalized && e.kind != "noise" && !c.allow_nonfinite)
+      refuse_identical_prompts(job.data, e.name);
 
   const int P = static_cast<int>(job.data.pairs.size());
   const int per_item = std::min(c.pairs_per_item, std::max(P, 1));
@@ -342,6 +322,7 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
     l.pairs_per_item = per_item;
     l.lead_per_item = 1;
     job.layouts.push_back(l);
+    job.grids.push_back(grid);
     shapes.push_back({e.name, P, grid.axes.front().size, static_cast<int64_t>(grid.cells.size())});
   }
   for (const std::string& h : c.cache_hooks) {
@@ -356,6 +337,12 @@ void set_up(Job& job, const RunOptions& o, const Communicator& world) {
   job.plan = WorkPlan::build(shapes, per_item, 1);
   for (size_t e = 0; e < job.layouts.size(); ++e)
     job.layouts[e].n_items = job.plan.items_of(static_cast<int>(e));
+}
+
+// Collective (it splits the world into replicas), so a step of its own after set_up.
+void place_ranks(Job& job, const Communicator& world) {
+  const RunConfig& c = job.cfg;
+  job.topo = Topology::make(world, c.tp, job.model->config().n_head, c.path.string());
   if (job.topo.dp_size > job.plan.size())
     throw InputError(c.path.string(), "parallel",
                      std::to_string(job.topo.dp_size) + " data-parallel ranks but only " +
@@ -489,14 +476,47 @@ struct WorkStats {
   std::vector<double> experiment_seconds;
 };
 
-// This rank's share of the work. Errors here are this rank's alone: reported with the rank,
-// then the whole job ends (other ranks may be waiting on it).
-WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator& world, JobLog& log) {
+// Thrown inside a work item when the job is stopping: the item is dropped unwritten.
+struct Stopped {};
+
+// One sweep item: compute, check for NaN and inf, write, then mark done.
+void run_sweep_item(Job& job, const WorkItem& it, SweepEngine& r, SweepBaselines& baselines,
+                    std::vector<float>& effect, ResultWriter& writer, const SweepProgress& check) {
+  const int e = it.experiment;
+  effect.resize(static_cast<size_t>(it.pair_end - it.pair_begin) * (it.cell_end - it.cell_begin));
+  r.run_block(it.pair_begin, it.pair_end, static_cast<int>(it.cell_begin),
+              static_cast<int>(it.cell_end), effect.data(), baselines, check);
+  const int bad_pair = fault_nonfinite_pair();
+  if (bad_pair >= it.pair_begin && bad_pair < it.pair_end)
+    for (int64_t c = it.cell_begin; c < it.cell_end; ++c)
+      if (!is_padding_cell(r.grid().cells[c], job.data.pairs[bad_pair])) {
+        effect[(bad_pair - it.pair_begin) * (it.cell_end - it.cell_begin) + (c - it.cell_begin)] =
+            std::numeric_limits<float>::quiet_NaN();
+        break;
+      }
+  if (!job.cfg.allow_nonfinite)
+    require_finite({job.layouts[e].name, job.cfg.experiments[e].request.metric, job.data, r.grid(),
+                    it.pair_begin, it.pair_end, it.cell_begin, it.cell_end, effect.data(), baselines},
+                   [&](int64_t c) { return cell_label(job.layouts[e].axes, c); });
+  writer.write_item(job.layouts[e].name, it, r.grid().shape(), effect.data(), baselines);
+  writer.mark_done(job.layouts[e].name, it);
+}
+
+// This rank's share of the work. A failure here is this rank's alone: it raises the job-wide
+// stop, the other ranks drop what they are doing at their next check (between items, and
+// between the batches of an item), and all of them meet in one agreement, so the job ends
+// within seconds with one message. SIGTERM/SIGINT stop the job the same way; items not marked
+// done run again on --resume.
+WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator& world,
+                  JobStop& stop, JobLog& log) {
   WorkStats stats;
   stats.experiment_seconds.assign(job.n_experiments(), 0.0);
   const int64_t total = job.plan.size();
   const int64_t already = std::count_if(done.begin(), done.end(), [](uint8_t b) { return b != 0; });
-  ResultWriter writer(job.cfg.output, world.comm());
+  // Collective open: a rank whose open fails must not leave the others inside it.
+  std::unique_ptr<ResultWriter> out;
+  together(stop, false, [&] { out = std::make_unique<ResultWriter>(job.cfg.output, world.comm()); });
+  ResultWriter& writer = *out;
   SharedCounter finished(world);
   if (world.rank() == 0) finished.fetch_add(already);
   world.barrier();
@@ -507,22 +527,30 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
   std::vector<std::unique_ptr<SweepEngine>> runners(job.n_experiments());
   std::vector<SweepBaselines> baselines(job.n_experiments());
   std::vector<float> effect;
+  JobOutcome mine;
+  auto must_stop = [&] {
+    if (const int sig = interrupt_signal(); sig && !mine.signal) {
+      mine.signal = sig;
+      stop.raise_interrupt();
+    }
+    return mine.signal != 0 || stop.stop_raised();
+  };
+  const SweepProgress check = [&](int64_t, int64_t) {
+    if (must_stop()) throw Stopped{};
+  };
   try {
-    for (int64_t g; (g = sched->next()) >= 0;) {
+    for (int64_t g; !must_stop() && (g = sched->next()) >= 0;) {
       const WorkItem& it = job.plan.items()[g];
       const auto t0 = std::chrono::steady_clock::now();
+      fault_point("item", world.rank());
+      if (const int ms = fault_sleep_per_item_ms()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       if (it.experiment == job.n_experiments()) {
         cache_activations(job, it, writer);
         writer.mark_done("activations", it);
       } else {
         const int e = it.experiment;
         if (!runners[e]) runners[e] = make_engine(job, e);
-        SweepEngine& r = *runners[e];
-        effect.resize(static_cast<size_t>(it.pair_end - it.pair_begin) * (it.cell_end - it.cell_begin));
-        r.run_block(it.pair_begin, it.pair_end, static_cast<int>(it.cell_begin),
-                    static_cast<int>(it.cell_end), effect.data(), baselines[e]);
-        writer.write_item(job.layouts[e].name, it, r.grid().shape(), effect.data(), baselines[e]);
-        writer.mark_done(job.layouts[e].name, it);
+        run_sweep_item(job, it, *runners[e], baselines[e], effect, writer, check);
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (it.experiment < job.n_experiments()) stats.experiment_seconds[it.experiment] += secs;
@@ -532,25 +560,29 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
       if (world.rank() == 0) log.progress(now_done, total);
       if (kill_after && stats.items >= std::atoll(kill_after)) ::kill(::getpid(), SIGKILL);
     }
-  } catch (const InputError& e) {
-    log.error(e.what());
-    world.abort(kExitInputError);
-  } catch (const std::exception& e) {
-    log.error(std::string("internal error: ") + e.what());
-    world.abort(kExitInternalError);
+    fault_point("after_work", world.rank());
+  } catch (const Stopped&) {
+  } catch (...) {
+    const int signal = mine.signal;
+    mine = outcome_of_current_exception(world.rank());
+    mine.signal = signal;
   }
-  // Rank 0 keeps the job's progress moving while the others finish.
+  // Rank 0 keeps the job's progress moving while it waits for the others.
+  JobOutcome outcome = stop.agree(mine, [&] {
+    if (world.rank() == 0) log.progress(finished.read(), total);
+  });
   if (world.rank() == 0) {
-    for (int64_t d; (d = finished.read()) < total;) {
-      log.progress(d, total);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    log.progress(total, total, true);
+    if (outcome.ok()) log.progress(total, total, true);
     log.end_progress();
   }
-  world.barrier();
+  if (outcome.interrupted())
+    outcome.message = "interrupted by " + signal_name(outcome.signal) + "; " + std::to_string(finished.read()) +
+                      " of " + std::to_string(total) + " items done, continue with --resume";
+  // Every rank leaves here together; the file closes as the writer goes (done bits only ever
+  // follow data made durable, so the file resumes).
+  if (!outcome.ok()) throw JobFailure{outcome};
   // The close flushes what HDF5 still buffers; a full disk may show only here.
-  together(world, false, [&] { writer.close(); });
+  together(stop, false, [&] { writer.close(); });
   stats.write_seconds = writer.write_seconds();
   return stats;
 }
@@ -640,6 +672,16 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
       const double reference = no_effect_value(x, base.clean_metric, base.corrupted_metric);
       // What every ranking of this experiment measures from, for analysis tools.
       store.file().set_attribute(g, "no_effect", reference);
+      // Only an allow_nonfinite run can have any; the count says how far to trust the means.
+      const NonfiniteCount bad = count_nonfinite(job.data, job.grids[e], store.file().read_floats(g + "/effect"), base);
+      store.file().set_int_attribute(g, "nonfinite_cells", bad.cells);
+      store.file().set_int_attribute(g, "nonfinite_baselines", bad.baselines);
+      if (bad.cells || bad.baselines)
+        summary.push_back([&x, bad] {
+          std::printf("\n%s: %lld (pair, cell) values are NaN or inf, %lld pairs have a NaN or inf "
+                      "baseline (kept by allow_nonfinite; means skip NaN)\n",
+                      x.name.c_str(), static_cast<long long>(bad.cells), static_cast<long long>(bad.baselines));
+        });
       if (x.kind == "attribution" && x.verify_top > 0) {
         const std::string line = verify(job, e, store, mean, reference);
         summary.push_back([line] { std::fputs(line.c_str(), stdout); });
@@ -670,12 +712,21 @@ int run_job(const RunOptions& o) {
   JobLog log(world.rank(), world.size(),
              o.quiet ? LogLevel::Error : parse_log_level(o.log_level));
   const auto t0 = std::chrono::steady_clock::now();
+  JobStop stop(world);
+  catch_interrupts();
+  const int node_threads = default_threads(world);
   try {
     Job job;
-    together(world, false, [&] { set_up(job, o, world); });
+    job.node_threads = node_threads;
+    together(stop, false, [&] {
+      fault_point("set_up", world.rank());
+      set_up(job, o);
+    });
+    together(stop, false, [&] { place_ranks(job, world); });
     std::vector<uint8_t> done;
     std::unique_ptr<OutputLock> lock;  // rank 0 holds the output until the job ends
-    together(world, true, [&] {
+    together(stop, true, [&] {
+      fault_point("prepare_file", world.rank());
       lock = std::make_unique<OutputLock>(job.cfg.output);
       if (!lock->warning().empty()) std::fprintf(stderr, "causeway: warning: %s\n", lock->warning().c_str());
       done = prepare_file(job, o, log);
@@ -689,19 +740,33 @@ int run_job(const RunOptions& o) {
              " work items, " + job.topo.describe() + ", " + schedule_name(job.schedule) +
              " schedule, model " + job.cfg.model.string());
 
-    WorkStats mine = do_work(job, done, world, log);
+    WorkStats mine = do_work(job, done, world, stop, log);
     WorkStats totals = mine;
     for (double& s : totals.experiment_seconds) s = world.sum(s);
     const int64_t items_run = world.sum(mine.items);
     const double write_max = world.max(mine.write_seconds);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    together(world, true, [&] { finish_file(job, o, totals, wall, write_max, items_run); });
+    together(stop, true, [&] {
+      fault_point("finish_file", world.rank());
+      finish_file(job, o, totals, wall, write_max, items_run);
+    });
   } catch (const JobFailure& f) {
+    const JobOutcome& r = f.outcome;
     if (world.rank() == 0) {
-      if (f.rank == 0 || world.size() == 1) std::fprintf(stderr, "causeway: error: %s\n", f.message.c_str());
-      else std::fprintf(stderr, "causeway: error (rank %d): %s\n", f.rank, f.message.c_str());
+      if (r.interrupted()) std::fprintf(stderr, "causeway: %s\n", r.message.c_str());
+      else if (r.rank == 0 || world.size() == 1) std::fprintf(stderr, "causeway: error: %s\n", r.message.c_str());
+      else std::fprintf(stderr, "causeway: error (rank %d): %s\n", r.rank, r.message.c_str());
     }
-    return f.code;
+    // The shell's convention for a process ended by a signal.
+    return r.interrupted() ? 128 + r.signal : r.code;
+  } catch (...) {
+    // Outside the agreed steps only this rank knows of the failure: it ends the whole job.
+    const JobOutcome r = outcome_of_current_exception(world.rank());
+    if (world.size() > 1) std::fprintf(stderr, "causeway: error (rank %d): %s\n", r.rank, r.message.c_str());
+    else std::fprintf(stderr, "causeway: error: %s\n", r.message.c_str());
+    std::fflush(stderr);
+    if (world.size() > 1) stop.abort(r.code);
+    return r.code;
   }
   return 0;
 }
@@ -740,6 +805,10 @@ Command add_run_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads,
                   "CPU threads per rank; overrides [model] threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
+                "Keep going when a baseline or metric is NaN or inf (by default the job stops, "
+                "naming the pair); the file and the summary count such values. Same as [output] "
+                "allow_nonfinite = true");
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

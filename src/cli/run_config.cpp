@@ -189,6 +189,11 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
       c.cache_hooks.push_back(*name);
     }
   }
+  if (const toml::node* allow = out.raw("allow_nonfinite")) {
+    const auto v = allow->value_exact<bool>();
+    if (!v) out.fail("allow_nonfinite", "must be true or false");
+    c.allow_nonfinite = *v;
+  }
   out.reject_unknown();
 
   if (const toml::table* par = table_of(root, "parallel", file, false)) {
@@ -241,7 +246,8 @@ std::map<std::string, std::string> flat_config(const std::string& text, const st
   }
   for (auto it = out.begin(); it != out.end();) {
     const std::string& k = it->first;
-    const bool ignored = k.starts_with("parallel.") || k == "model.threads" || k == "output.path";
+    const bool ignored = k.starts_with("parallel.") || k == "model.threads" || k == "output.path" ||
+                         k == "output.allow_nonfinite";
     it = ignored ? out.erase(it) : std::next(it);
   }
   return out;

@@ -40,6 +40,7 @@ struct RunConfig {
   IoiOptions ioi;
   std::filesystem::path output;
   std::vector<std::string> cache_hooks;  // activations stored for every pair
+  bool allow_nonfinite = false;          // NaN/inf results are counted, not a stop
   int tp = 1;
   std::string schedule = "static";
   int pairs_per_item = 32;
