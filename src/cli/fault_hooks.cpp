@@ -1,8 +1,10 @@
 #include "cli/fault_hooks.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace causeway::cli {
 
@@ -14,6 +16,10 @@ int env_int(const char* name, int fallback) {
 }  // namespace
 
 void fault_point(const char* stage, int rank) {
+  // A rank stuck (in a collective, a hung file system): it never reaches the next agreement.
+  const char* stall = std::getenv("CAUSEWAY_FAULT_STALL_AT");
+  if (stall && std::string(stall) == stage && env_int("CAUSEWAY_FAULT_STALL_ON_RANK", -1) == rank)
+    std::this_thread::sleep_for(std::chrono::minutes(10));
   const char* at = std::getenv("CAUSEWAY_FAULT_THROW_AT");
   if (!at || std::string(at) != stage || env_int("CAUSEWAY_FAULT_THROW_ON_RANK", -1) != rank) return;
   throw std::runtime_error(std::string("fault injected at ") + stage + " on rank " + std::to_string(rank));

@@ -43,6 +43,24 @@ done
 run_fault item 1 4 dynamic
 run_fault after_work 2 4 dynamic
 
+# A rank that never reaches the agreement (stuck) cannot hold the job: the failed rank prints
+# its message and ends the job by MPI_Abort after its grace period (10 s).
+t0=$(date +%s%N)
+set +e
+CAUSEWAY_FAULT_THROW_AT=set_up CAUSEWAY_FAULT_THROW_ON_RANK=1 CAUSEWAY_FAULT_STALL_AT=set_up \
+  CAUSEWAY_FAULT_STALL_ON_RANK=0 timeout 60 "${MPIRUN[@]}" -x CAUSEWAY_FAULT_THROW_AT \
+  -x CAUSEWAY_FAULT_THROW_ON_RANK -x CAUSEWAY_FAULT_STALL_AT -x CAUSEWAY_FAULT_STALL_ON_RANK -np 2 \
+  "$CAUSEWAY" run "$WORK/run.toml" --out "$WORK/out.h5" > "$WORK/stall.log" 2>&1
+rc=$?
+set -e
+elapsed=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "  set_up on rank 1 of 2 with rank 0 stuck: exit $rc after ${elapsed} ms"
+[ "$rc" -ne 124 ] || fail "a stuck rank held the job until timeout 60"
+[ "$rc" -ne 0 ] || fail "exit 0 with a stuck rank"
+[ "$elapsed" -lt 20000 ] || fail "a stuck rank held the job ${elapsed} ms"
+n=$(grep -c "^causeway: error (rank 1): internal error: fault injected at set_up on rank 1" "$WORK/stall.log" || true)
+[ "$n" -eq 1 ] || fail "stuck rank: message printed $n times: $(cat "$WORK/stall.log")"
+
 # A job stopped by one rank's failure leaves a file that --resume finishes, equal to a whole run.
 "$CAUSEWAY" run "$WORK/run.toml" --out "$WORK/whole.h5" --quiet
 run_fault item 1 2
