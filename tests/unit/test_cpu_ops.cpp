@@ -43,6 +43,9 @@ TEST(CpuOps, TanhApproxAbsoluteError) {
   EXPECT_LT(worst, 3e-7);
   EXPECT_FLOAT_EQ(cpu::tanh_approx(50.0f), 1.0f);
   EXPECT_FLOAT_EQ(cpu::tanh_approx(-50.0f), -1.0f);
+  // NaN stays NaN (a clamp to 88 used to turn it into e^88, hiding it from the NaN checks).
+  EXPECT_TRUE(std::isnan(cpu::exp_approx(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isnan(cpu::tanh_approx(std::numeric_limits<float>::quiet_NaN())));
 }
 
 TEST(CpuOps, GeluNewMatchesFormula) {

@@ -30,8 +30,9 @@ inline float exp_approx(float x) {
   // Adding 1.5 * 2^23 rounds x * log2(e) to the nearest integer k, which then sits in the low
   // mantissa bits of `shifted` (valid for |k| < 2^22).
   constexpr float kRoundShift = 12582912.0f;
-  x = x < 88.0f ? x : 88.0f;
-  x = x > -87.0f ? x : -87.0f;
+  // Clamped so that NaN passes through: a NaN score must stay NaN for the non-finite checks.
+  x = x > 88.0f ? 88.0f : x;
+  x = x < -87.0f ? -87.0f : x;
   const float shifted = x * kLog2e + kRoundShift;
   const float k = shifted - kRoundShift;
   float r = x - k * kLn2Hi - k * kLn2Lo;
