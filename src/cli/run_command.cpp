@@ -314,6 +314,11 @@ void set_up(Job& job, const RunOptions& o) {
   for (const ExperimentConfig& e : c.experiments) {
     const SweepGrid grid = grid_for(e.request.spec, mc, job.data, c.path.string(),
                                     "experiment[" + std::to_string(job.layouts.size()) + "].positions");
+    // More cells to verify than the grid has would silently verify fewer.
+    if (e.verify_top > static_cast<int64_t>(grid.cells.size()))
+      throw InputError(c.path.string(), "experiment[" + std::to_string(job.layouts.size()) + "].verify_top",
+                       "must be at most the grid's " + std::to_string(grid.cells.size()) + " cells, got " +
+                           std::to_string(e.verify_top));
     ExperimentLayout l;
     l.name = e.name;
     l.attributes = attributes_of(e, c);

@@ -178,6 +178,20 @@ TEST(ConfigValidation, BadValuesStopTheRunBeforeTheFileIsLaidOut) {
   EXPECT_FALSE(fs::exists(tmp.path() / "r.h5"));
 }
 
+TEST(ConfigValidation, VerifyTopMustFitTheGrid) {
+  fixtures::TempDir tmp("config-validation");
+  const fs::path data = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
+  std::ofstream(tmp.path() / "x.toml") << "[model]\npath = \"" << (data / "tiny-gpt2").string() << "\"\n[data]\nfile = \""
+                                       << (data / "tiny-gpt2-patching-pairs.jsonl").string()
+                                       << "\"\n[output]\npath = \"r.h5\"\n[[experiment]]\nname = \"atp\"\nkind = \"attribution\"\n"
+                                       << "sweep = \"resid_pre\"\npositions = \"all\"\nverify_top = 3\n";
+  const auto r = fixtures::run_causeway("run " + (tmp.path() / "x.toml").string());
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("experiment[0].verify_top: must be at most the grid's 2 cells, got 3"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(tmp.path() / "r.h5"));
+}
+
 TEST(ConfigValidation, SummaryTopMustNotBeNegative) {
   fixtures::TempDir tmp("config-validation");
   const fs::path data = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
