@@ -94,7 +94,7 @@ def cross_check(hf_out, out, n_layers: int) -> Dict[str, float]:
     return c
 
 
-def forward_goldens(fam, tok, hf, tl, goldens: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+def forward_goldens(fam, tok, hf, tl, goldens: Dict[str, torch.Tensor], ckpt: str | None = None) -> Dict[str, Any]:
     """Fills goldens (single.{i}.*, batch.*); returns the JSON part."""
     n_layers = tl.cfg.n_layers
     prompts = []
@@ -165,6 +165,17 @@ def forward_goldens(fam, tok, hf, tl, goldens: Dict[str, torch.Tensor]) -> Dict[
         e = tok.encode(s)
         e0 = tok.encode(s, add_special_tokens=False)
         hard.append({"text": s, "ids": e.ids, "ids_no_special": e0.ids, "tokens": e.tokens, "decoded": tok.decode(e.ids)})
+    # transformers' own loading of the folder must give the same ids (BOS policy included)
+    auto_mismatch = []
+    if ckpt is not None:
+        from transformers import AutoTokenizer
+
+        at = AutoTokenizer.from_pretrained(ckpt)
+        for s in list(HARD_STRINGS) + list(PROMPTS):
+            if at(s)["input_ids"] != tok.encode(s).ids:
+                auto_mismatch.append(s)
+        assert not auto_mismatch, (fam.name, auto_mismatch)
+    checks["AutoTokenizer(folder) ids == tokenizers ids (hard strings + prompts)"] = not auto_mismatch
     return {
         "prompts": prompts,
         "pad_token_id": pad,

@@ -199,14 +199,16 @@ _add(
         name="gpt_neox",
         hf_class="GPTNeoXForCausalLM",
         config=dict(
-            hidden_size=64,
+            hidden_size=32,
             intermediate_size=128,
             num_hidden_layers=2,
             num_attention_heads=4,
             hidden_act="gelu",
             layer_norm_eps=1e-5,
             max_position_embeddings=128,
-            rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25),
+            # rotary_pct 0.5 (Pythia: 0.25): with d_head 8 that rotates 4 dims = 2 pairs, where
+            # rotate_half and interleaved layouts differ (0.25 would leave one pair)
+            rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5),
             use_parallel_residual=True,
             attention_bias=True,
             attention_dropout=0.0,
@@ -219,7 +221,7 @@ _add(
         specials=("<|endoftext|>", "<|padding|>"),
         special_map=dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"),
         add_bos=False,
-        notes="Pythia: parallel attention + MLP, rotary on the first 25% of each head (rotary_pct 0.25), LayerNorm with biases, exact-erf GELU",
+        notes="Pythia: parallel attention + MLP, rotary on the first half of each head (rotary_pct 0.5; Pythia uses 0.25), LayerNorm with biases, exact-erf GELU",
     )
 )
 _add(

@@ -43,6 +43,12 @@ def patching_goldens(fam, tok, tl, out: Dict[str, torch.Tensor], only: Sequence[
     fn_names = mp.patching_functions(patching)
     if only is not None:  # development runs (make_family_goldens.py --quick)
         fn_names = [n for n in fn_names if n in only]
+    not_applicable = {}
+    if tl.cfg.parallel_attn_mlp:
+        # TL 3.9 get_act_patch_resid_mid reads clean_cache["blocks.L.hook_resid_mid"], which a
+        # parallel attention + MLP block (GPT-NeoX) does not have: KeyError. Not a golden.
+        not_applicable["get_act_patch_resid_mid"] = "KeyError 'blocks.0.hook_resid_mid': parallel_attn_mlp blocks have no hook_resid_mid"
+        fn_names = [n for n in fn_names if n not in not_applicable]
     _, clean_cache, ld_clean, ld_corr = mp.run_all(tl, patching, fn_names, clean, corrupted, answer, wrong, out)
     out["baseline.clean_logit_diff"] = ld_clean.float().contiguous()
     out["baseline.corrupted_logit_diff"] = ld_corr.float().contiguous()
@@ -84,6 +90,7 @@ def patching_goldens(fam, tok, tl, out: Dict[str, torch.Tensor], only: Sequence[
         "pairs": [{k: p[k] for k in ("clean", "corrupted", "answer", "wrong", "_changed_positions")} for p in pairs],
         "bos_at_position_0": bos,
         "functions": fn_names,
+        "functions_not_applicable": not_applicable,
         "shapes": shapes,
         "checks": {
             "mean_vs_normalized_mean_of_per_pair": worst,

@@ -112,7 +112,7 @@ def do_family(name: str, out_dir: str, quick: bool = False, stages: Sequence[str
 
     # ---- forward ----
     gold: Dict[str, torch.Tensor] = {}
-    fwd = ff.forward_goldens(fam, tok, hf, tl, gold)
+    fwd = ff.forward_goldens(fam, tok, hf, tl, gold, ckpt)
     write_st(os.path.join(out_dir, f"{name}-goldens.safetensors"), gold, "tests/reference/make_family_goldens.py")
     tl_logits = max(c["TL vs HF logits"] for c in fwd["checks_max_abs_diff"]["single"])
     meta = {
