@@ -56,7 +56,7 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-std::string fingerprint_of_file(const std::filesystem::path& path) {
+std::string fingerprint_of_file(const std::filesystem::path& path, uintmax_t full_hash_bytes) {
   std::ifstream in(path, std::ios::binary);
   unsigned char prefix[8];
   if (!in.read(reinterpret_cast<char*>(prefix), 8))
@@ -69,14 +69,29 @@ std::string fingerprint_of_file(const std::filesystem::path& path) {
     throw InputError(path.string(), "header", "cannot read the weights");
   StreamHash header, data;
   header.update(buf.data(), buf.size());
-  buf.assign(size_t{4} << 20, 0);
-  while (in) {
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    data.update(buf.data(), static_cast<size_t>(in.gcount()));
+  const uintmax_t size = std::filesystem::file_size(path), start = 8 + header_len;
+  const uintmax_t payload = size - start;
+  const bool sampled = payload > full_hash_bytes;
+  if (sampled) {
+    // Blocks at evenly spaced offsets, the last one ending at the end of the file.
+    buf.assign(kSampledBlockBytes, 0);
+    const uintmax_t span = payload - kSampledBlockBytes;
+    for (int b = 0; b < kSampledBlocks && in; ++b) {
+      in.seekg(static_cast<std::streamoff>(start + span * b / (kSampledBlocks - 1)));
+      in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+      data.update(buf.data(), static_cast<size_t>(in.gcount()));
+    }
+  } else {
+    buf.assign(size_t{4} << 20, 0);
+    while (in) {
+      in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+      data.update(buf.data(), static_cast<size_t>(in.gcount()));
+    }
   }
-  if (in.bad()) throw InputError(path.string(), "", "read error while fingerprinting the weights");
-  return path.filename().string() + " bytes=" + std::to_string(std::filesystem::file_size(path)) +
-         " header=" + hex(header.finish()) + " data=" + hex(data.finish());
+  if (in.bad() || (sampled && !in))
+    throw InputError(path.string(), "", "read error while fingerprinting the weights");
+  return path.filename().string() + " bytes=" + std::to_string(size) + " header=" + hex(header.finish()) +
+         " data=" + (sampled ? "sampled:" : "") + hex(data.finish());
 }
 
 // name -> {"bytes=..", "header=..", "data=.."} of one fingerprint text.
@@ -98,12 +113,12 @@ std::map<std::string, std::map<std::string, std::string>> parse(const std::strin
 
 }  // namespace
 
-std::string weights_fingerprint(const std::filesystem::path& model_dir) {
+std::string weights_fingerprint(const std::filesystem::path& model_dir, uintmax_t full_hash_bytes) {
   const Checkpoint ckpt = Checkpoint::open(model_dir);
   std::set<std::string> files;
   for (const std::string& name : ckpt.names()) files.insert(ckpt.file_of(name));
   std::string out;
-  for (const std::string& f : files) out += fingerprint_of_file(f) + "\n";
+  for (const std::string& f : files) out += fingerprint_of_file(f, full_hash_bytes) + "\n";
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "cli_support.h"
 #include "io/hdf5_file.h"
+#include "model/weights_fingerprint.h"
 
 namespace causeway {
 namespace {
@@ -97,6 +98,41 @@ TEST(ResumeIdentity, ChangedWeightBytesAreRefused) {
   bytes[bytes.size() - 2] ^= 0x10;
   write_text(job.model() / "model.safetensors", bytes);
   expect_refused(job.run("--resume"), "--resume: the weights differ from the file's (model.safetensors contents)");
+}
+
+// Files past the whole-file limit are fingerprinted through evenly spaced blocks. A checkpoint
+// with one tensor of 72 MB (more than kSampledBlocks blocks) and a limit of 1 KB: a change
+// inside a block is seen, a change only in bytes between blocks is knowingly missed, and the
+// whole-file mode sees both.
+TEST(ResumeIdentity, LargeFilesAreFingerprintedFromSampledBlocks) {
+  fixtures::TempDir tmp("fingerprint");
+  const fs::path st = tmp.path() / "model.safetensors";
+  const uint64_t floats = 18u << 20;
+  std::string header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(floats) +
+                       "],\"data_offsets\":[0," + std::to_string(floats * 4) + "]}}";
+  header.resize((header.size() + 7) / 8 * 8, ' ');
+  std::string original(8, '\0');
+  for (int i = 0; i < 8; ++i) original[i] = static_cast<char>(header.size() >> (8 * i) & 0xff);
+  original += header;
+  const uint64_t start = original.size();
+  original.resize(start + floats * 4, '\0');
+  write_text(st, original);
+  const std::string sampled = weights_fingerprint(tmp.path(), 1024), whole = weights_fingerprint(tmp.path());
+  ASSERT_NE(sampled.find("data=sampled:"), std::string::npos) << sampled;
+  EXPECT_EQ(whole.find("sampled:"), std::string::npos) << whole;
+
+  const uint64_t span = floats * 4 - kSampledBlockBytes;
+  const uint64_t in_last_block = original.size() - 2;
+  const uint64_t between = start + span / (kSampledBlocks - 1) + kSampledBlockBytes + 16;  // after block 0
+  ASSERT_LT(between, start + span * 2 / (kSampledBlocks - 1));
+  for (const auto& [at, seen_by_sample] : {std::pair{in_last_block, true}, std::pair{between, false}}) {
+    std::string bytes = original;
+    bytes[at] ^= 0x10;
+    write_text(st, bytes);
+    EXPECT_EQ(fingerprint_difference(sampled, weights_fingerprint(tmp.path(), 1024)),
+              seen_by_sample ? "model.safetensors contents" : "") << "byte " << at;
+    EXPECT_EQ(fingerprint_difference(whole, weights_fingerprint(tmp.path())), "model.safetensors contents");
+  }
 }
 
 TEST(ResumeIdentity, ChangedWeightHeaderIsRefused) {
