@@ -448,6 +448,9 @@ def tl_config_dict(fam: Family, hf_model, ckpt: str) -> Dict[str, Any]:
     finally:
         shutil.rmtree(tmp)
     d = cfg.to_dict()
+    for k, v in d.items():  # the temporary folder name is not part of the config
+        if isinstance(v, str) and tmp in v:
+            d[k] = v.replace(neutral, "<copy of F/config.json in a folder named checkpoint>")
     return d
 
 
