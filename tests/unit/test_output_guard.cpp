@@ -17,12 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kData = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using fixtures::read_text;
 
 class OutputGuard : public ::testing::Test {
  protected:

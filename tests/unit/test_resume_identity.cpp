@@ -19,14 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kData = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+using fixtures::read_text;
+using fixtures::write_text;
 
 // A job on its own copies of the model and the pairs, which a test may then change.
 class ResumeJob {
