@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -177,21 +178,64 @@ std::string gpt2_pattern() {
          numbers + "]+|[" + ws + "]+(?![^" + ws + "])|[" + ws + "]+";
 }
 
-std::shared_ptr<const pcre2_code> compile_gpt2_regex() {
-  const std::string pattern = gpt2_pattern();
+// Compiles a pattern in UTF mode; on failure calls fail(message).
+template <typename Fail>
+std::shared_ptr<const pcre2_code> compile_regex(const std::string& pattern, uint32_t options, Fail&& fail) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_UCP, &err, &err_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_UCP | options, &err, &err_offset, nullptr);
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    throw Error("tokenizer: GPT-2 regex does not compile at offset " +
-                std::to_string(err_offset) + ": " + reinterpret_cast<const char*>(msg));
+    fail("does not compile at offset " + std::to_string(err_offset) + ": " +
+         reinterpret_cast<const char*>(msg));
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // failure (no JIT) leaves the interpreter
   return {code, pcre2_code_free};
+}
+
+std::shared_ptr<const pcre2_code> compile_gpt2_regex() {
+  return compile_regex(gpt2_pattern(), 0, [](const std::string& msg) -> void {
+    throw Error("tokenizer: GPT-2 regex " + msg);
+  });
+}
+
+// A tokenizer.json Split regex (Oniguruma syntax in HF) for PCRE2: \s, \S, \p{L} and \p{N}
+// become the explicit sets above, inside and outside character classes, so that Llama 3's and
+// Qwen2's patterns split as HF does whatever Unicode version the system PCRE2 knows.
+std::string translate_split_regex(std::string_view pat) {
+  const std::string ws = class_items(kWhiteSpace);
+  const std::string letters = "\\p{L}" + class_items(kExtraLetters);
+  const std::string numbers = "\\p{N}" + class_items(kExtraNumbers);
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    const char c = pat[i];
+    if (c == '\\' && i + 1 < pat.size()) {
+      const std::string_view rest = pat.substr(i + 1);
+      auto put = [&](const std::string& items, size_t skip) {
+        out += in_class ? items : "[" + items + "]";
+        i += skip;
+      };
+      if (rest[0] == 's') put(ws, 1);
+      else if (rest[0] == 'S' && !in_class) out += "[^" + ws + "]", i += 1;
+      else if (rest.starts_with("p{L}")) put(letters, 4);
+      else if (rest.starts_with("p{N}")) put(numbers, 4);
+      else out.append(pat.substr(i, 2)), i += 1;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      if (i + 1 < pat.size() && pat[i + 1] == '^') out += '^', ++i;
+      if (i + 1 < pat.size() && pat[i + 1] == ']') out += ']', ++i;  // a literal ] first
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
 }
 
 // Compiled once per process: the code is read-only and pcre2_match is thread-safe on it.
@@ -201,8 +245,8 @@ std::shared_ptr<const pcre2_code> gpt2_regex() {
 }
 
 struct MatchData {
-  explicit MatchData(const pcre2_code* code)
-      : md(pcre2_match_data_create_from_pattern(code, nullptr)) {
+  // One pair is all the splitting reads; a pattern with groups still matches (rc 0).
+  MatchData() : md(pcre2_match_data_create(1, nullptr)) {
     if (!md) throw std::bad_alloc();
   }
   ~MatchData() { pcre2_match_data_free(md); }
@@ -280,7 +324,7 @@ uint64_t pair_key(int32_t a, int32_t b) {
 struct AddedToken {
   std::string content;
   int32_t id;
-  bool lstrip = false, rstrip = false, normalized = false;
+  bool lstrip = false, rstrip = false, normalized = false, special = false;
 };
 
 // A value from a file, shortened so one bad entry cannot flood the message.
@@ -372,32 +416,101 @@ MergeMap parse_merges_txt(std::string_view text, const Vocab& vocab, const std::
 
 // ---------------------------------------------------------------------------------------------
 
+// One normalizer step (HF normalizers Prepend and Replace with a literal pattern).
+struct NormStep {
+  bool prepend;             // true: Prepend(text), false: Replace(from -> text)
+  std::string from, text;
+};
+
+// One pre-tokenizer step; each splits or rewrites every piece the previous steps made.
+struct PreStep {
+  enum class Kind { Split, ByteLevel, Metaspace } kind;
+  std::shared_ptr<const pcre2_code> regex;  // Split; ByteLevel with use_regex: GPT-2's
+  bool add_prefix_space = false;            // ByteLevel
+  std::string replacement;                  // Metaspace
+  enum class Prepend { Never, First, Always } prepend = Prepend::Always;  // Metaspace
+  bool split = false;                       // Metaspace: cut before each replacement
+};
+
 struct Tokenizer::Impl {
-  Vocab vocab;                                     // byte-level token string -> id
+  Vocab vocab;                                     // token string -> id
   MergeMap merges;                                 // (left id, right id) -> rank, merged id
   std::array<int32_t, 256> byte_id{};              // the id of each single-byte token, or -1
+  std::array<int32_t, 256> fallback_id{};          // the id of <0xNN>, or -1
   std::vector<AddedToken> added;                   // matched in the text before the regex
   std::unordered_map<int32_t, std::string> text_of_id;  // decoded bytes of every token
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> id_of_text;
+  std::unordered_set<int32_t> special_ids;         // added tokens marked "special"
   std::optional<int32_t> unk_id;
   bool fuse_unk = false;
   bool ignore_merges = false;  // HF's option: a piece that is itself a token skips BPE
-  bool add_prefix_space = false;
-  bool use_regex = true;
+  bool byte_level = true;      // vocabulary in GPT-2's byte alphabet (else characters)
+  bool byte_fallback = false;  // characters not in the vocabulary become <0xNN> tokens
+  std::vector<NormStep> normalizer;
+  std::vector<PreStep> pre;
+  // Decoder: ByteLevel (byte_level_decoder) or the SentencePiece chain Replace / ByteFallback /
+  // Fuse / Strip; strip_start leading copies of strip_text are cut from a decoded sequence.
+  bool byte_level_decoder = true;
+  bool decode_byte_fallback = false;
+  std::vector<std::pair<std::string, std::string>> decode_replace;
+  std::string strip_text;
+  size_t strip_start = 0;
   int32_t size = 0;
-  std::optional<int32_t> eos;
-  std::shared_ptr<const pcre2_code> regex = gpt2_regex();
+  std::optional<int32_t> eos, bos;
+  bool prepend_bos = false;
 
   void finish();
+  std::string decode_token(const std::string& token) const;
 };
 
-// Tables derived from vocab + added tokens. Decoding goes through the ByteLevel decoder for
-// added tokens too, as HF's does.
+namespace {
+
+// <0xNN> -> NN, as HF's ByteFallback decoder reads it; -1 for any other text.
+int byte_fallback_value(std::string_view tok) {
+  if (tok.size() != 6 || !tok.starts_with("<0x") || tok[5] != '>') return -1;
+  int v = 0;
+  for (char c : tok.substr(3, 2)) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+    s.replace(pos, from.size(), to);
+}
+
+std::string fallback_token(int b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+  return buf;
+}
+
+}  // namespace
+
+std::string Tokenizer::Impl::decode_token(const std::string& token) const {
+  if (byte_level_decoder) return token_to_bytes(token);
+  if (decode_byte_fallback) {
+    const int b = byte_fallback_value(token);
+    if (b >= 0) return std::string(1, static_cast<char>(b));
+  }
+  std::string out = token;
+  for (const auto& [from, to] : decode_replace) replace_all(out, from, to);
+  return out;
+}
+
+// Tables derived from vocab + added tokens. Decoding goes through the decoder for added tokens
+// too, as HF's does.
 void Tokenizer::Impl::finish() {
   const ByteMap& bm = byte_map();
   for (int b = 0; b < 256; ++b) {
     const auto it = vocab.find(bm.byte_to_utf8[b]);
     byte_id[b] = it == vocab.end() ? -1 : it->second;
+    const auto fb = vocab.find(fallback_token(b));
+    fallback_id[b] = fb == vocab.end() ? -1 : fb->second;
   }
   std::vector<std::pair<int32_t, const std::string*>> by_id;
   by_id.reserve(vocab.size() + added.size());
@@ -405,15 +518,18 @@ void Tokenizer::Impl::finish() {
   std::sort(by_id.begin(), by_id.end(),
             [](const auto& x, const auto& y) { return x.first != y.first ? x.first < y.first : *x.second < *y.second; });
   for (const AddedToken& t : added) by_id.emplace_back(t.id, &t.content);  // last wins below
-  for (const auto& [id, tok] : by_id) text_of_id[id] = token_to_bytes(*tok);
+  for (const auto& [id, tok] : by_id) text_of_id[id] = decode_token(*tok);
   for (const auto& [id, text] : text_of_id) {
     auto [it, fresh] = id_of_text.try_emplace(text, id);
     if (!fresh) it->second = std::min(it->second, id);  // lowest id for equal texts
   }
-  for (const AddedToken& t : added) id_of_text[token_to_bytes(t.content)] = t.id;
+  for (const AddedToken& t : added) {
+    id_of_text[decode_token(t.content)] = t.id;
+    if (t.special) special_ids.insert(t.id);
+  }
   for (const auto& entry : by_id) size = std::max(size, entry.first + 1);
   const auto eot = id_of_text.find(std::string_view("<|endoftext|>"));
-  if (eot != id_of_text.end()) eos = eot->second;
+  if (!eos && eot != id_of_text.end()) eos = eot->second;
 }
 
 namespace {
@@ -439,13 +555,10 @@ std::string string_or_empty(const json& obj, const char* key, const std::string&
 
 void check_supported_model(const json& model, const std::string& file) {
   if (string_or_empty(model, "type", file, "model") != "BPE" && model.contains("type"))
-    throw InputError(file, "model.type",
-                     "only BPE models are supported, got " + show(model["type"]));
+    throw InputError(file, "model.type", show(model["type"]) + " is not supported (BPE only)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (!string_or_empty(model, key, file, "model").empty())
       throw InputError(file, std::string("model.") + key, "must be empty for byte-level BPE");
-  if (flag(model, "byte_fallback", false, file, "model"))
-    throw InputError(file, "model.byte_fallback", "byte fallback is not supported");
   if (model.contains("dropout") && !model["dropout"].is_null() &&
       !(model["dropout"].is_number() && model["dropout"].get<double>() == 0.0))
     throw InputError(file, "model.dropout", "BPE dropout is not supported, got " + show(model["dropout"]));
@@ -457,18 +570,166 @@ std::string component_name(const json& c) {
   return show(c);
 }
 
-void read_pipeline(const json& root, Tokenizer::Impl& t, const std::string& file) {
-  if (root.contains("normalizer") && !root["normalizer"].is_null())
-    throw InputError(file, "normalizer",
-                     "normalizers are not supported (GPT-2 has none), got " +
-                         component_name(root["normalizer"]));
-  const json* pre = root.contains("pre_tokenizer") ? &root["pre_tokenizer"] : nullptr;
-  if (!pre || !pre->is_object() || string_or_empty(*pre, "type", file, "pre_tokenizer") != "ByteLevel")
-    throw InputError(file, "pre_tokenizer",
-                     "only the ByteLevel pre-tokenizer is supported, got " +
-                         (pre ? component_name(*pre) : std::string("nothing")));
-  t.add_prefix_space = flag(*pre, "add_prefix_space", true, file, "pre_tokenizer");
-  t.use_regex = flag(*pre, "use_regex", true, file, "pre_tokenizer");
+const json* component(const json& root, const char* key) {
+  return root.contains(key) && !root[key].is_null() ? &root[key] : nullptr;
+}
+
+// The steps of a component, a Sequence flattened: [c] for a single one.
+std::vector<std::pair<const json*, std::string>> steps_of(const json& c, const char* list_key,
+                                                          const std::string& where,
+                                                          const std::string& file) {
+  if (!c.is_object()) throw InputError(file, where, "must be an object, got " + show(c));
+  if (string_or_empty(c, "type", file, where) != "Sequence") return {{&c, where}};
+  if (!c.contains(list_key) || !c[list_key].is_array())
+    throw InputError(file, where + "." + list_key, "must be an array");
+  std::vector<std::pair<const json*, std::string>> out;
+  for (size_t i = 0; i < c[list_key].size(); ++i) {
+    auto inner = steps_of(c[list_key][i], list_key, where + "." + list_key + "[" + std::to_string(i) + "]", file);
+    out.insert(out.end(), inner.begin(), inner.end());
+  }
+  return out;
+}
+
+// A literal {"String": s} pattern; a {"Regex": ...} one is named in the error.
+std::string string_pattern(const json& step, const std::string& where, const std::string& file) {
+  if (!step.contains("pattern") || !step["pattern"].is_object() || !step["pattern"].contains("String") ||
+      !step["pattern"]["String"].is_string())
+    throw InputError(file, where + ".pattern", "only {\"String\": ...} patterns are supported here");
+  return step["pattern"]["String"].get<std::string>();
+}
+
+void read_normalizer(const json& root, Tokenizer::Impl& t, const std::string& file) {
+  const json* norm = component(root, "normalizer");
+  if (!norm) return;
+  for (const auto& [step, where] : steps_of(*norm, "normalizers", "normalizer", file)) {
+    const std::string type = string_or_empty(*step, "type", file, where);
+    if (type == "Prepend") {
+      t.normalizer.push_back({true, "", string_or_empty(*step, "prepend", file, where)});
+    } else if (type == "Replace") {
+      t.normalizer.push_back({false, string_pattern(*step, where, file),
+                              string_or_empty(*step, "content", file, where)});
+    } else {
+      throw InputError(file, where + ".type",
+                       component_name(*step) + " is not supported (Prepend, Replace, Sequence)");
+    }
+  }
+}
+
+PreStep::Prepend prepend_scheme(const json& step, const std::string& where, const std::string& file) {
+  if (!step.contains("prepend_scheme"))  // older files: add_prefix_space
+    return flag(step, "add_prefix_space", true, file, where) ? PreStep::Prepend::Always
+                                                              : PreStep::Prepend::Never;
+  const std::string s = string_or_empty(step, "prepend_scheme", file, where);
+  if (s == "first") return PreStep::Prepend::First;
+  if (s == "always") return PreStep::Prepend::Always;
+  if (s == "never") return PreStep::Prepend::Never;
+  throw InputError(file, where + ".prepend_scheme", show(step["prepend_scheme"]) + " is not first, always or never");
+}
+
+void read_pre_tokenizer(const json& root, Tokenizer::Impl& t, const std::string& file) {
+  const json* pre = component(root, "pre_tokenizer");
+  t.byte_level = false;
+  if (!pre) return;
+  for (const auto& [step, where] : steps_of(*pre, "pretokenizers", "pre_tokenizer", file)) {
+    const std::string type = string_or_empty(*step, "type", file, where);
+    PreStep p;
+    if (type == "ByteLevel") {
+      p.kind = PreStep::Kind::ByteLevel;
+      p.add_prefix_space = flag(*step, "add_prefix_space", true, file, where);
+      if (flag(*step, "use_regex", true, file, where)) p.regex = gpt2_regex();
+      t.byte_level = true;
+    } else if (type == "Split") {
+      p.kind = PreStep::Kind::Split;
+      if (string_or_empty(*step, "behavior", file, where) != "Isolated")
+        throw InputError(file, where + ".behavior",
+                         show((*step).value("behavior", json())) + " is not supported (Isolated only)");
+      if (flag(*step, "invert", false, file, where))
+        throw InputError(file, where + ".invert", "inverted splits are not supported");
+      const json& pat = step->contains("pattern") ? (*step)["pattern"] : json();
+      const auto fail = [&](const std::string& msg) -> void {
+        throw InputError(file, where + ".pattern", "the regex " + msg);
+      };
+      if (pat.is_object() && pat.contains("Regex") && pat["Regex"].is_string())
+        p.regex = compile_regex(translate_split_regex(pat["Regex"].get<std::string>()), 0, fail);
+      else if (pat.is_object() && pat.contains("String") && pat["String"].is_string())
+        p.regex = compile_regex(pat["String"].get<std::string>(), PCRE2_LITERAL, fail);
+      else
+        throw InputError(file, where + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
+    } else if (type == "Metaspace") {
+      p.kind = PreStep::Kind::Metaspace;
+      p.replacement = string_or_empty(*step, "replacement", file, where);
+      if (p.replacement.empty()) p.replacement = "\xE2\x96\x81";  // U+2581
+      p.prepend = prepend_scheme(*step, where, file);
+      p.split = flag(*step, "split", true, file, where);
+    } else {
+      throw InputError(file, where + ".type",
+                       component_name(*step) + " is not supported (ByteLevel, Split, Metaspace, Sequence)");
+    }
+    t.pre.push_back(std::move(p));
+  }
+}
+
+void read_decoder(const json& root, Tokenizer::Impl& t, const std::string& file) {
+  const json* dec = component(root, "decoder");
+  t.byte_level_decoder = t.byte_level;
+  if (!dec) return;
+  for (const auto& [step, where] : steps_of(*dec, "decoders", "decoder", file)) {
+    const std::string type = string_or_empty(*step, "type", file, where);
+    if (type == "ByteLevel") {
+      t.byte_level_decoder = true;
+    } else if (type == "Replace") {
+      t.decode_replace.emplace_back(string_pattern(*step, where, file),
+                                    string_or_empty(*step, "content", file, where));
+    } else if (type == "ByteFallback") {
+      t.decode_byte_fallback = true;
+    } else if (type == "Fuse") {
+      // decode() joins tokens anyway
+    } else if (type == "Strip") {
+      t.strip_text = string_or_empty(*step, "content", file, where);
+      if (!(*step).contains("start") || !(*step)["start"].is_number_unsigned())
+        throw InputError(file, where + ".start", "must be a count");
+      t.strip_start = (*step)["start"].get<size_t>();
+      if ((*step).value("stop", 0) != 0)
+        throw InputError(file, where + ".stop", "only stripping at the start is supported");
+    } else if (type == "Metaspace") {
+      std::string r = string_or_empty(*step, "replacement", file, where);
+      t.decode_replace.emplace_back(r.empty() ? "\xE2\x96\x81" : r, " ");
+      if (prepend_scheme(*step, where, file) != PreStep::Prepend::Never) t.strip_text = " ", t.strip_start = 1;
+    } else {
+      throw InputError(file, where + ".type",
+                       component_name(*step) +
+                           " is not supported (ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip)");
+    }
+  }
+}
+
+// BOS as the post_processor adds it: a TemplateProcessing whose "single" template starts with a
+// special token. ByteLevel post-processors only trim offsets.
+void read_post_processor(const json& root, Tokenizer::Impl& t, const std::string& file) {
+  const json* post = component(root, "post_processor");
+  if (!post) return;
+  for (const auto& [step, where] : steps_of(*post, "processors", "post_processor", file)) {
+    const std::string type = string_or_empty(*step, "type", file, where);
+    if (type == "ByteLevel") continue;
+    if (type != "TemplateProcessing")
+      throw InputError(file, where + ".type",
+                       component_name(*step) + " is not supported (TemplateProcessing, ByteLevel, Sequence)");
+    const json& single = step->value("single", json());
+    if (!single.is_array() || single.empty())
+      throw InputError(file, where + ".single", "must be a non-empty array");
+    const json& first = single[0];
+    if (!first.is_object() || !first.contains("SpecialToken")) continue;
+    const json& sp = first["SpecialToken"];
+    if (!sp.is_object() || !sp.contains("id") || !sp["id"].is_string())
+      throw InputError(file, where + ".single[0].SpecialToken.id", "must be a string");
+    const std::string name = sp["id"].get<std::string>();
+    const json& specials = step->value("special_tokens", json::object());
+    if (!specials.contains(name) || !specials[name].contains("ids") || !specials[name]["ids"].is_array() ||
+        specials[name]["ids"].size() != 1)
+      throw InputError(file, where + ".special_tokens", show(std::string_view(name)) + " must have exactly one id");
+    t.bos = parse_token_id(specials[name]["ids"][0], file, where + ".special_tokens." + name + ".ids[0]");
+    t.prepend_bos = true;
+  }
 }
 
 void read_merges_json(const json& model, Tokenizer::Impl& t, const std::string& file) {
@@ -527,7 +788,8 @@ AddedToken read_added_token(const Tokenizer::Impl& t, const json& a, const std::
   tok.id = added_token_id(t, tok.content, file, where);
   tok.lstrip = flag(a, "lstrip", false, file, where);
   tok.rstrip = flag(a, "rstrip", false, file, where);
-  tok.normalized = flag(a, "normalized", !flag(a, "special", false, file, where), file, where);
+  tok.special = flag(a, "special", false, file, where);
+  tok.normalized = flag(a, "normalized", !tok.special, file, where);
   return tok;
 }
 
@@ -630,67 +892,126 @@ void split_on_added(std::string_view text, Segment seg, std::span<const AddedTok
   if (done < seg.end) out.push_back({done, seg.end, -1});
 }
 
-// Two passes like HF: tokens that match the raw text first, then `normalized` ones (the same
-// text here, since there is no normalizer) inside the remaining segments.
-std::vector<Segment> split_added(const Tokenizer::Impl& t, std::string_view text) {
-  std::vector<const AddedToken*> raw, normalized;
-  for (const AddedToken& a : t.added) (a.normalized ? normalized : raw).push_back(&a);
-  std::vector<Segment> first, out;
-  split_on_added(text, {0, text.size(), -1}, raw, first);
-  for (const Segment& s : first) {
-    if (s.added_id >= 0)
-      out.push_back(s);
-    else
-      split_on_added(text, s, normalized, out);
+// A piece of text on its way to BPE, or an added token.
+struct Piece {
+  std::string text;
+  int32_t added_id;  // -1: ordinary text
+  bool at_start;     // begins at offset 0 of the input (Metaspace prepend_scheme "first")
+};
+
+std::string normalize(const Tokenizer::Impl& t, std::string s) {
+  for (const NormStep& n : t.normalizer) {
+    if (n.prepend) {
+      if (!s.empty()) s.insert(0, n.text);
+    } else {
+      replace_all(s, n.from, n.text);
+    }
   }
-  return out;
+  return s;
 }
 
-// Calls fn(piece) for each regex piece of one segment, as HF's Split with Isolated behaviour
-// (unmatched gaps would be pieces too; GPT-2's pattern leaves none).
+// Calls fn(piece) for each piece of `seg` a regex gives, as HF's Split with Isolated behaviour:
+// matches and the gaps between them (an empty match splits nothing).
 template <typename Fn>
-void for_each_regex_piece(const Tokenizer::Impl& t, pcre2_match_data* md, std::string_view seg, Fn&& fn) {
-  if (!t.use_regex) {
-    fn(seg);
-    return;
-  }
+void for_each_regex_piece(const pcre2_code* re, pcre2_match_data* md, std::string_view seg, Fn&& fn) {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(seg.data());
+  size_t done = 0;
   for (size_t pos = 0; pos < seg.size();) {
-    const int rc = pcre2_match(t.regex.get(), subject, seg.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc == PCRE2_ERROR_NOMATCH) {
-      fn(seg.substr(pos));
-      return;
-    }
+    const int rc = pcre2_match(re, subject, seg.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof msg);
       throw Error(std::string("tokenizer: regex match failed: ") + reinterpret_cast<const char*>(msg));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[0] > pos) fn(seg.substr(pos, ov[0] - pos));
-    if (ov[1] <= ov[0]) throw Error("tokenizer: the GPT-2 regex matched an empty piece");
+    if (ov[1] <= ov[0]) {
+      if (ov[0] >= seg.size()) break;
+      pos = ov[0] + static_cast<size_t>(std::max(utf8_step(seg, ov[0]).len, 1));
+      continue;
+    }
+    if (ov[0] > done) fn(seg.substr(done, ov[0] - done));
     fn(seg.substr(ov[0], ov[1] - ov[0]));
-    pos = ov[1];
+    done = pos = ov[1];
+  }
+  if (done < seg.size()) fn(seg.substr(done));
+}
+
+void apply_pre_step(const PreStep& p, pcre2_match_data* md, Piece in, std::vector<Piece>& out) {
+  switch (p.kind) {
+    case PreStep::Kind::ByteLevel:
+      if (p.add_prefix_space && !in.text.starts_with(' ')) in.text.insert(0, 1, ' ');
+      [[fallthrough]];
+    case PreStep::Kind::Split: {
+      if (!p.regex) {
+        out.push_back(std::move(in));
+        return;
+      }
+      bool first = in.at_start;
+      for_each_regex_piece(p.regex.get(), md, in.text, [&](std::string_view piece) {
+        out.push_back({std::string(piece), -1, first});
+        first = false;
+      });
+      return;
+    }
+    case PreStep::Kind::Metaspace: {
+      replace_all(in.text, " ", p.replacement);
+      const bool prepend = p.prepend == PreStep::Prepend::Always ||
+                           (p.prepend == PreStep::Prepend::First && in.at_start);
+      if (prepend && !in.text.starts_with(p.replacement)) in.text.insert(0, p.replacement);
+      if (!p.split) {
+        out.push_back(std::move(in));
+        return;
+      }
+      // MergedWithNext: every replacement starts a new piece
+      size_t begin = 0;
+      for (size_t pos = in.text.find(p.replacement, 1); pos != std::string::npos;
+           pos = in.text.find(p.replacement, pos + 1)) {
+        out.push_back({in.text.substr(begin, pos - begin), -1, in.at_start && begin == 0});
+        begin = pos;
+      }
+      out.push_back({in.text.substr(begin), -1, in.at_start && begin == 0});
+      return;
+    }
   }
 }
 
-// Calls fn(piece, added_id) for every piece of valid UTF-8 text, added_id -1 for BPE pieces.
-template <typename Fn>
-void for_each_piece(const Tokenizer::Impl& t, std::string_view text, Fn&& fn) {
-  MatchData match(t.regex.get());
-  std::string prefixed;
-  for (const Segment& s : split_added(t, text)) {
-    std::string_view seg = text.substr(s.begin, s.end - s.begin);
+// HF's pipeline on valid UTF-8: added tokens that match the raw text, then the normalizer on
+// each remaining segment, `normalized` added tokens in its result, then the pre-tokenizer steps.
+std::vector<Piece> pieces_of(const Tokenizer::Impl& t, std::string_view text) {
+  std::vector<const AddedToken*> raw, normalized;
+  for (const AddedToken& a : t.added) (a.normalized ? normalized : raw).push_back(&a);
+  std::vector<Segment> first;
+  split_on_added(text, {0, text.size(), -1}, raw, first);
+  std::vector<Piece> pieces, next;
+  std::unique_ptr<MatchData> match;
+  for (const Segment& s : first) {
     if (s.added_id >= 0) {
-      fn(seg, s.added_id);
+      pieces.push_back({std::string(text.substr(s.begin, s.end - s.begin)), s.added_id, false});
       continue;
     }
-    if (t.add_prefix_space && !seg.starts_with(' ')) {  // HF adds it per segment
-      prefixed.assign(1, ' ').append(seg);
-      seg = prefixed;
+    const std::string norm = normalize(t, std::string(text.substr(s.begin, s.end - s.begin)));
+    std::vector<Segment> second;
+    split_on_added(norm, {0, norm.size(), -1}, normalized, second);
+    std::vector<Piece> work;
+    for (const Segment& n : second) {
+      std::string sub = norm.substr(n.begin, n.end - n.begin);
+      if (n.added_id >= 0) {
+        pieces.push_back({std::move(sub), n.added_id, false});
+        continue;
+      }
+      work.assign(1, Piece{std::move(sub), -1, s.begin == 0 && n.begin == 0});
+      for (const PreStep& p : t.pre) {
+        if (p.regex && !match) match = std::make_unique<MatchData>();
+        next.clear();
+        for (Piece& w : work) apply_pre_step(p, match ? match->md : nullptr, std::move(w), next);
+        work.swap(next);
+      }
+      for (Piece& w : work)
+        if (!w.text.empty()) pieces.push_back(std::move(w));
     }
-    for_each_regex_piece(t, match.md, seg, [&](std::string_view piece) { fn(piece, -1); });
   }
+  return pieces;
 }
 
 // BPE of one piece, merge for merge as HF's Word::merge_all: a heap of candidate pairs ordered
@@ -732,7 +1053,7 @@ class PieceEncoder {
 
   bool whole_token(std::string_view piece, std::vector<int32_t>& out) const {
     if (!t_.ignore_merges) return false;
-    const auto it = t_.vocab.find(bytes_to_token(piece));
+    const auto it = t_.byte_level ? t_.vocab.find(bytes_to_token(piece)) : t_.vocab.find(piece);
     if (it == t_.vocab.end()) return false;
     out.push_back(it->second);
     return true;
@@ -744,19 +1065,39 @@ class PieceEncoder {
     symbols_.push_back({id, n - 1, -1, len});
   }
 
-  // One symbol per byte whose token exists; a missing byte becomes the unk token if there is
-  // one (runs fused under fuse_unk), else it is dropped, as in HF's merge_word.
+  // One symbol per byte (byte-level) or character whose token exists; a missing one becomes its
+  // <0xNN> byte tokens under byte_fallback (when all exist), else the unk token if there is one
+  // (runs fused under fuse_unk), else it is dropped, as in HF's merge_word.
   void init_symbols(std::string_view piece) {
     symbols_.clear();
     int32_t pending_unk = 0;
-    for (char c : piece) {
-      const int32_t id = t_.byte_id[static_cast<unsigned char>(c)];
+    auto known = [&](int32_t id, int32_t len) {
+      if (pending_unk) add_symbol(*t_.unk_id, pending_unk), pending_unk = 0;
+      add_symbol(id, len);
+    };
+    for (size_t i = 0; i < piece.size();) {
+      int32_t id = -1, len = 1;
+      if (t_.byte_level) {
+        id = t_.byte_id[static_cast<unsigned char>(piece[i])];
+      } else {
+        len = std::max(utf8_step(piece, i).len, 1);
+        const auto it = t_.vocab.find(piece.substr(i, len));
+        if (it != t_.vocab.end()) id = it->second;
+      }
+      const std::string_view ch = piece.substr(i, len);
+      i += len;
       if (id >= 0) {
-        if (pending_unk) add_symbol(*t_.unk_id, pending_unk), pending_unk = 0;
-        add_symbol(id, 1);
-      } else if (t_.unk_id) {
+        known(id, len);
+        continue;
+      }
+      if (t_.byte_fallback &&
+          std::all_of(ch.begin(), ch.end(), [&](char c) { return t_.fallback_id[static_cast<unsigned char>(c)] >= 0; })) {
+        for (char c : ch) known(t_.fallback_id[static_cast<unsigned char>(c)], 1);
+        continue;
+      }
+      if (t_.unk_id) {
         if (pending_unk && !t_.fuse_unk) add_symbol(*t_.unk_id, pending_unk), pending_unk = 0;
-        ++pending_unk;
+        pending_unk += len;
       }
     }
     if (pending_unk) add_symbol(*t_.unk_id, pending_unk);
@@ -811,19 +1152,62 @@ std::string_view usable_text(std::string_view utf8, std::string& storage) {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+namespace {
+
+// The id of a token named in tokenizer_config.json: an added token's or the vocabulary's.
+std::optional<int32_t> named_token(const Tokenizer::Impl& t, const json& v, const std::string& file,
+                                   const std::string& field) {
+  if (v.is_null()) return std::nullopt;
+  const json* content = &v;
+  if (v.is_object() && v.contains("content")) content = &v["content"];
+  if (!content->is_string())
+    throw InputError(file, field, "expected a token string or {\"content\": ...}, got " + show(v));
+  const std::string& text = content->get_ref<const std::string&>();
+  for (const AddedToken& a : t.added)
+    if (a.content == text) return a.id;
+  const auto it = t.vocab.find(text);
+  if (it == t.vocab.end())
+    throw InputError(file, field, show(std::string_view(text)) + " is not a token of the tokenizer");
+  return it->second;
+}
+
+// tokenizer_config.json: bos_token / eos_token name the tokens, add_bos_token says whether
+// encoding for a model prepends BOS (it overrides the post_processor, as transformers does).
+void apply_tokenizer_config(Tokenizer::Impl& t, std::string_view text, const std::string& file) {
+  const json root = parse_json(text, file);
+  if (!root.is_object()) throw InputError(file, "", "must be a JSON object, got " + show(root));
+  if (root.contains("bos_token")) t.bos = named_token(t, root["bos_token"], file, "bos_token");
+  if (root.contains("eos_token")) t.eos = named_token(t, root["eos_token"], file, "eos_token");
+  t.prepend_bos = flag(root, "add_bos_token", t.prepend_bos, file, "");
+  if (t.prepend_bos && !t.bos)
+    throw InputError(file, "add_bos_token", "is true but the tokenizer has no BOS token (bos_token)");
+}
+
+}  // namespace
+
 Tokenizer Tokenizer::from_strings(std::string_view vocab_json_text, std::string_view merges_text,
-                                  const std::string& vocab_name, const std::string& merges_name) {
+                                  const std::string& vocab_name, const std::string& merges_name,
+                                  std::string_view config_text, const std::string& config_name) {
   auto t = std::make_shared<Impl>();
   t->vocab = parse_vocab(parse_json(vocab_json_text, vocab_name), vocab_name, "");
   t->merges = parse_merges_txt(merges_text, t->vocab, merges_name);
-  // HF registers <|endoftext|> as GPT-2's special token (eos, bos and unk of GPT2Tokenizer).
+  t->pre.push_back(PreStep{PreStep::Kind::ByteLevel, gpt2_regex()});
+  // HF registers <|endoftext|> as GPT-2's special token (eos, bos and unk of GPT2Tokenizer);
+  // GPT-2 does not prepend it unless asked.
   const auto eot = t->vocab.find(std::string_view("<|endoftext|>"));
-  if (eot != t->vocab.end()) t->added.push_back({eot->first, eot->second});
+  if (eot != t->vocab.end()) {
+    t->added.push_back({eot->first, eot->second});
+    t->added.back().special = true;
+    t->bos = eot->second;
+  }
+  if (!config_text.empty()) apply_tokenizer_config(*t, config_text, config_name);
   t->finish();
   return Tokenizer(std::move(t));
 }
 
-Tokenizer Tokenizer::from_tokenizer_json_string(std::string_view json_text, const std::string& name) {
+Tokenizer Tokenizer::from_tokenizer_json_string(std::string_view json_text, const std::string& name,
+                                                std::string_view config_text,
+                                                const std::string& config_name) {
   const json root = parse_json(json_text, name);
   if (!root.is_object()) throw InputError(name, "", "must be a JSON object, got " + show(root));
   if (!root.contains("model") || !root["model"].is_object())
@@ -831,32 +1215,50 @@ Tokenizer Tokenizer::from_tokenizer_json_string(std::string_view json_text, cons
   const json& model = root["model"];
   check_supported_model(model, name);
   auto t = std::make_shared<Impl>();
-  read_pipeline(root, *t, name);
+  read_normalizer(root, *t, name);
+  read_pre_tokenizer(root, *t, name);
+  read_decoder(root, *t, name);
   if (!model.contains("vocab")) throw InputError(name, "model.vocab", "missing");
   t->vocab = parse_vocab(model["vocab"], name, "model.vocab.");
   read_merges_json(model, *t, name);
   read_added_tokens(root, *t, name);
   read_unk(model, *t, name);
+  read_post_processor(root, *t, name);
   t->ignore_merges = flag(model, "ignore_merges", false, name, "model");
+  t->byte_fallback = flag(model, "byte_fallback", false, name, "model");
+  if (!config_text.empty()) {
+    apply_tokenizer_config(*t, config_text, config_name);
+  } else if (!t->bos) {  // no config: GPT-2's convention, <|endoftext|> is BOS when asked for
+    const auto eot = t->vocab.find(std::string_view("<|endoftext|>"));
+    if (eot != t->vocab.end()) t->bos = eot->second;
+  }
   t->finish();
   return Tokenizer(std::move(t));
 }
 
 Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json,
-                                const std::filesystem::path& merges_txt) {
+                                const std::filesystem::path& merges_txt,
+                                const std::optional<std::filesystem::path>& config_json) {
   const std::string vocab = read_file(vocab_json);  // vocab first: its errors come first
-  return from_strings(vocab, read_file(merges_txt), vocab_json.string(), merges_txt.string());
+  const std::string config = config_json ? read_file(*config_json) : std::string();
+  return from_strings(vocab, read_file(merges_txt), vocab_json.string(), merges_txt.string(), config,
+                      config_json ? config_json->string() : std::string("tokenizer_config.json"));
 }
 
-Tokenizer Tokenizer::from_tokenizer_json(const std::filesystem::path& tokenizer_json) {
-  return from_tokenizer_json_string(read_file(tokenizer_json), tokenizer_json.string());
+Tokenizer Tokenizer::from_tokenizer_json(const std::filesystem::path& tokenizer_json,
+                                         const std::optional<std::filesystem::path>& config_json) {
+  const std::string config = config_json ? read_file(*config_json) : std::string();
+  return from_tokenizer_json_string(read_file(tokenizer_json), tokenizer_json.string(), config,
+                                    config_json ? config_json->string() : std::string("tokenizer_config.json"));
 }
 
 Tokenizer Tokenizer::from_model_dir(const std::filesystem::path& dir) {
   const auto vocab = dir / "vocab.json", merges = dir / "merges.txt", tj = dir / "tokenizer.json";
+  std::optional<std::filesystem::path> config;
+  if (std::filesystem::is_regular_file(dir / "tokenizer_config.json")) config = dir / "tokenizer_config.json";
   if (std::filesystem::is_regular_file(vocab) && std::filesystem::is_regular_file(merges))
-    return from_files(vocab, merges);
-  if (std::filesystem::is_regular_file(tj)) return from_tokenizer_json(tj);
+    return from_files(vocab, merges, config);
+  if (std::filesystem::is_regular_file(tj)) return from_tokenizer_json(tj, config);
   throw InputError(dir.string(), "",
                    "no tokenizer: expected vocab.json + merges.txt or tokenizer.json in this folder");
 }
@@ -870,20 +1272,30 @@ std::vector<int32_t> Tokenizer::encode(std::string_view utf8) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 1);
   PieceEncoder bpe(*impl_);
-  for_each_piece(*impl_, text, [&](std::string_view piece, int32_t added_id) {
-    if (added_id >= 0)
-      ids.push_back(added_id);
+  for (const Piece& p : pieces_of(*impl_, text)) {
+    if (p.added_id >= 0)
+      ids.push_back(p.added_id);
     else
-      bpe.encode(piece, ids);
-  });
+      bpe.encode(p.text, ids);
+  }
+  return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_for_model(std::string_view utf8,
+                                                 std::optional<bool> prepend_bos) const {
+  std::vector<int32_t> ids = encode(utf8);
+  if (prepend_bos.value_or(impl_->prepend_bos)) {
+    if (!impl_->bos)
+      throw InputError("", "prepend_bos", "the tokenizer has no BOS token; use prepend_bos = false");
+    ids.insert(ids.begin(), *impl_->bos);
+  }
   return ids;
 }
 
 std::vector<std::string> Tokenizer::pretokenize(std::string_view utf8) const {
   std::string storage;
   std::vector<std::string> pieces;
-  for_each_piece(*impl_, usable_text(utf8, storage),
-                 [&](std::string_view piece, int32_t) { pieces.emplace_back(piece); });
+  for (Piece& p : pieces_of(*impl_, usable_text(utf8, storage))) pieces.push_back(std::move(p.text));
   return pieces;
 }
 
@@ -896,10 +1308,15 @@ std::string Tokenizer::token_text(int32_t id) const {
   return it->second;
 }
 
-std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::string out;
-  for (int32_t id : ids) out += token_text(id);
-  return out;
+  for (int32_t id : ids)
+    if (!skip_special_tokens || !impl_->special_ids.contains(id)) out += token_text(id);
+  const std::string& strip = impl_->strip_text;
+  size_t cut = 0;
+  for (size_t k = 0; k < impl_->strip_start && !strip.empty() && out.compare(cut, strip.size(), strip) == 0; ++k)
+    cut += strip.size();
+  return out.substr(cut);
 }
 
 int32_t Tokenizer::vocab_size() const { return impl_->size; }
@@ -911,6 +1328,10 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view token_text) const {
 }
 
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
+
+std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
+
+bool Tokenizer::prepends_bos() const { return impl_->prepend_bos; }
 
 std::vector<std::pair<uint8_t, std::string>> gpt2_byte_alphabet() {
   // Images in code-point order are exactly GPT-2's numbering.
