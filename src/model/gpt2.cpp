@@ -33,6 +33,13 @@ GPT2Model::GPT2Model(ModelConfig cfg, GPT2Weights weights, std::unique_ptr<Backe
 
 GPT2Model GPT2Model::load(const std::filesystem::path& dir) {
   ModelConfig cfg = ModelConfig::from_json_file(dir / "config.json");
+  // Other families parse (config and weight table) but have no forward yet; refuse them here
+  // rather than fail later on a missing GPT-2 tensor.
+  if (!cfg.is_gpt2())
+    throw InputError((dir / "config.json").string(), "model_type",
+                     "\"" + cfg.model_type +
+                         "\" is understood, but causeway's engine runs GPT-2 only so far "
+                         "(model families: issue 11)");
   Checkpoint ckpt = Checkpoint::open(dir);
   GPT2Weights w = GPT2Weights::load(cfg, ckpt, (dir / "config.json").string());
   return GPT2Model(std::move(cfg), std::move(w), make_cpu_backend());

@@ -146,8 +146,11 @@ TEST(ModelConfig, ReadsTheTinyTestCheckpoint) {
 
 TEST(ModelConfigErrors, UnsupportedModelType) {
   std::string text = kGpt2Small;
-  text.replace(text.find("\"gpt2\""), 6, "\"llama\"");
-  expect_input_error(text, {"my/config.json: model_type: ", "\"llama\"", "supported: \"gpt2\""},
+  text.replace(text.find("\"gpt2\""), 6, "\"mamba\"");
+  expect_input_error(text,
+                     {"my/config.json: model_type: ", "\"mamba\"",
+                      "supported: \"gpt2\", \"llama\", \"mistral\", \"qwen2\", \"qwen3\", "
+                      "\"gpt_neox\", \"gemma2\")"},
                      "model_type");
   expect_input_error(R"({"n_layer": 1})", {"missing"}, "model_type");
 }

@@ -1,0 +1,188 @@
+#include "model/families/config_fields.h"
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+
+namespace causeway::config_fields {
+
+std::string show(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+int positive_int(const json& v, const std::string& field, const std::string& src) {
+  bool ok = false;
+  int64_t x = 0;
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    ok = u >= 1 && u <= static_cast<uint64_t>(INT_MAX);
+    x = static_cast<int64_t>(ok ? u : 0);
+  } else if (v.is_number_integer()) {
+    x = v.get<int64_t>();
+    ok = x >= 1 && x <= INT_MAX;
+  }
+  if (!ok)
+    throw InputError(src, field,
+                     "must be a positive integer no larger than " + std::to_string(INT_MAX) +
+                         ", got " + show(v));
+  return static_cast<int>(x);
+}
+
+namespace {
+std::string bound(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+}  // namespace
+
+double number_in(const json& v, const std::string& field, const std::string& src, double lo,
+                 double hi) {
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < lo ||
+      v.get<double>() > hi)
+    throw InputError(src, field,
+                     "must be a number in [" + bound(lo) + ", " + bound(hi) + "], got " + show(v));
+  return v.get<double>();
+}
+
+double positive_number(const json& v, const std::string& field, const std::string& src) {
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0)
+    throw InputError(src, field, "must be a positive number, got " + show(v));
+  return v.get<double>();
+}
+
+bool boolean(const json& v, const std::string& field, const std::string& src) {
+  if (!v.is_boolean()) throw InputError(src, field, "must be true or false, got " + show(v));
+  return v.get<bool>();
+}
+
+const json& required(const json& j, const std::string& key, const std::string& src) {
+  auto it = j.find(key);
+  if (it == j.end())
+    throw InputError(src, key,
+                     "missing (model_type " + show(j.value("model_type", json())) +
+                         " requires it)");
+  return *it;
+}
+
+const json* present(const json& j, const std::string& key) {
+  auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+int required_int(const json& j, const std::string& key, const std::string& src) {
+  return positive_int(required(j, key, src), key, src);
+}
+
+bool bool_or(const json& j, const std::string& key, const std::string& src, bool fallback) {
+  const json* v = present(j, key);
+  return v ? boolean(*v, key, src) : fallback;
+}
+
+std::string activation(const json& v, const std::string& field, const std::string& src) {
+  const std::string a = v.is_string() ? v.get<std::string>() : "";
+  if (a == "gelu_new" || a == "gelu_pytorch_tanh") return "gelu_new";  // the same tanh GELU
+  if (a == "gelu" || a == "silu") return a;
+  throw InputError(src, field,
+                   "unsupported activation " + show(v) +
+                       " (supported: \"silu\", \"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\")");
+}
+
+void read_decoder_sizes(const json& j, const std::string& src, ModelConfig& c) {
+  c.n_layer = required_int(j, "num_hidden_layers", src);
+  c.n_embd = required_int(j, "hidden_size", src);
+  c.n_head = required_int(j, "num_attention_heads", src);
+  const json* kv = present(j, "num_key_value_heads");
+  c.n_kv_head = kv ? positive_int(*kv, "num_key_value_heads", src) : c.n_head;
+  if (c.n_head % c.n_kv_head != 0)
+    throw InputError(src, "num_key_value_heads",
+                     std::to_string(c.n_kv_head) + " does not divide num_attention_heads = " +
+                         std::to_string(c.n_head));
+  if (const json* hd = present(j, "head_dim")) {
+    c.head_dim = positive_int(*hd, "head_dim", src);
+  } else if (c.n_embd % c.n_head != 0) {
+    throw InputError(src, "hidden_size",
+                     std::to_string(c.n_embd) + " is not divisible by num_attention_heads = " +
+                         std::to_string(c.n_head) + " and no head_dim is given");
+  }
+  c.n_inner = required_int(j, "intermediate_size", src);
+  c.vocab_size = required_int(j, "vocab_size", src);
+  c.n_positions = required_int(j, "max_position_embeddings", src);
+}
+
+namespace {
+// transformers 5 moves rope_theta and rope_scaling into one rope_parameters object.
+const json* rope_parameters(const json& j) {
+  const json* p = present(j, "rope_parameters");
+  return p && p->is_object() ? p : nullptr;
+}
+}  // namespace
+
+double rope_theta(const json& j, const std::string& src) {
+  if (const json* t = present(j, "rope_theta")) return positive_number(*t, "rope_theta", src);
+  if (const json* p = rope_parameters(j))
+    if (const json* t = present(*p, "rope_theta"))
+      return positive_number(*t, "rope_parameters.rope_theta", src);
+  required(j, "rope_theta", src);  // throws the "missing" line
+  throw InputError(src, "rope_theta", "must be a number, got null");
+}
+
+RopeScaling rope_scaling(const json& j, const std::string& src) {
+  std::string field = "rope_scaling";
+  const json* s = present(j, "rope_scaling");
+  if (!s && rope_parameters(j)) s = rope_parameters(j), field = "rope_parameters";
+  RopeScaling r;
+  if (!s) return r;
+  if (!s->is_object()) throw InputError(src, field, "must be an object or null, got " + show(*s));
+  const json* type = present(*s, "rope_type");
+  if (!type) type = present(*s, "type");  // the older spelling
+  const std::string t = type && type->is_string() ? type->get<std::string>() : "";
+  if (t == "default") return r;
+  if (t != "llama3")
+    throw InputError(src, field,
+                     "unsupported rope_type " + (type ? show(*type) : std::string("(none)")) +
+                         " (supported: \"default\", \"llama3\")");
+  auto factor = [&](const char* key) {
+    auto it = s->find(key);
+    if (it == s->end())
+      throw InputError(src, field + "." + key, "missing (rope_type \"llama3\" requires it)");
+    return positive_number(*it, field + "." + key, src);
+  };
+  r.type = "llama3";
+  r.factor = factor("factor");
+  r.low_freq_factor = factor("low_freq_factor");
+  r.high_freq_factor = factor("high_freq_factor");
+  const std::string ctx = "original_max_position_embeddings";
+  auto it = s->find(ctx);
+  if (it == s->end())
+    throw InputError(src, field + "." + ctx, "missing (rope_type \"llama3\" requires it)");
+  r.original_max_position_embeddings = positive_int(*it, field + "." + ctx, src);
+  if (r.high_freq_factor <= r.low_freq_factor)
+    throw InputError(src, field + ".high_freq_factor",
+                     "must be larger than low_freq_factor = " + show(json(r.low_freq_factor)));
+  return r;
+}
+
+std::vector<bool> sliding_layer_types(const json& j, const std::string& src, int n_layer) {
+  const json* lt = present(j, "layer_types");
+  if (!lt) return {};
+  if (!lt->is_array() || static_cast<int>(lt->size()) != n_layer)
+    throw InputError(src, "layer_types",
+                     "must be a list of " + std::to_string(n_layer) + " layer types, got " +
+                         show(*lt));
+  std::vector<bool> sliding;
+  for (const json& t : *lt) {
+    const std::string s = t.is_string() ? t.get<std::string>() : "";
+    if (s != "full_attention" && s != "sliding_attention")
+      throw InputError(src, "layer_types",
+                       "unsupported layer type " + show(t) +
+                           " (supported: \"full_attention\", \"sliding_attention\")");
+    sliding.push_back(s == "sliding_attention");
+  }
+  return sliding;
+}
+
+}  // namespace causeway::config_fields

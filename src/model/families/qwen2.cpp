@@ -1,0 +1,42 @@
+// Qwen2 (q/k/v biases by definition, no o bias) and Qwen3 (per-head q/k RMSNorm before RoPE,
+// biases only with attention_bias). Sliding-window attention only when use_sliding_window is
+// true, on the layers layer_types marks.
+#include "model/families/config_fields.h"
+#include "model/families/decoder_weights.h"
+#include "model/families/families.h"
+
+namespace causeway {
+
+using namespace config_fields;
+
+ModelConfig parse_qwen2_config(const json& j, const std::string& src) {
+  ModelConfig c;
+  c.model_type = j.at("model_type").get<std::string>();
+  const bool qwen3 = c.model_type == "qwen3";
+  read_decoder_sizes(j, src, c);
+  c.norm = NormKind::RMSNorm;
+  c.layer_norm_epsilon =
+      static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
+  c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
+  c.gated_mlp = true;
+  c.rotary_dim = c.d_head();
+  c.rope_theta = rope_theta(j, src);
+  c.rope_scaling = rope_scaling(j, src);
+  c.qkv_bias = qwen3 ? bool_or(j, "attention_bias", src, false) : true;
+  c.out_bias = qwen3 && c.qkv_bias;
+  c.mlp_bias = false;
+  c.qk_norm = qwen3;
+  c.tied_unembedding = bool_or(j, "tie_word_embeddings", src, false);
+  if (bool_or(j, "use_sliding_window", src, false)) {
+    c.sliding_layers = sliding_layer_types(j, src, c.n_layer);
+    if (c.sliding_layers.empty())
+      throw InputError(src, "layer_types",
+                       "missing (use_sliding_window is true: layer_types must say which layers slide)");
+    c.sliding_window = positive_int(required(j, "sliding_window", src), "sliding_window", src);
+  }
+  return c;
+}
+
+std::vector<WeightRow> qwen2_weight_rows(const ModelConfig& cfg) { return decoder_weight_rows(cfg); }
+
+}  // namespace causeway
