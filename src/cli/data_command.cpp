@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -22,13 +23,15 @@ struct IoiCommandOptions {
   std::string out;
   bool overwrite = false;
   bool mixed_lengths = false;
+  std::optional<bool> prepend_bos;  // --prepend-bos / --no-prepend-bos
 };
 
 int run_ioi(const IoiCommandOptions& o) {
   // Refuse before any work, so nothing is half-done when the answer is no.
   if (std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
-  const Tokenizer tok = Tokenizer::from_model_dir(o.tokenizer);
+  const Tokenizer tok = o.prepend_bos ? Tokenizer::from_model_dir(o.tokenizer).with_prepend_bos(*o.prepend_bos)
+                                      : Tokenizer::from_model_dir(o.tokenizer);
   std::vector<IoiPair> pairs;
   try {
     pairs = generate_ioi_detailed(tok, o.ioi);
@@ -94,6 +97,11 @@ Command add_data_command(CLI::App& app) {
   ioi->add_option("--out", o->out, "JSONL file to write (read it with [data] file = ... in a run config)")
       ->required();
   ioi->add_flag("--overwrite", o->overwrite, "Replace --out if it already exists");
+  ioi->add_flag_callback("--prepend-bos", [o]() { o->prepend_bos = true; },
+                         "Put the tokenizer's BOS token first in every prompt (default: as the "
+                         "tokenizer files say); a run reading the file must prepend it too");
+  ioi->add_flag_callback("--no-prepend-bos", [o]() { o->prepend_bos = false; },
+                         "Do not put BOS first");
 
   return [o, cmd, ioi]() {
     if (ioi->parsed()) {

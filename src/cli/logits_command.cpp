@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "backend/backend.h"
@@ -31,6 +32,7 @@ struct LogitsOptions {
   std::string out;
   bool overwrite = false;
   int threads = 0;
+  std::optional<bool> prepend_bos;  // --prepend-bos / --no-prepend-bos; unset: the tokenizer's default
 };
 
 std::vector<int32_t> parse_token_ids(const std::string& s) {
@@ -106,7 +108,7 @@ int run_logits(const LogitsOptions& o) {
                      "--text needs a tokenizer (vocab.json + merges.txt or tokenizer.json) in "
                      "the model folder; pass --tokens instead");
 
-  std::vector<int32_t> ids = o.text.empty() ? parse_token_ids(o.tokens) : tok->encode(o.text);
+  std::vector<int32_t> ids = o.text.empty() ? parse_token_ids(o.tokens) : tok->encode_for_model(o.text, o.prepend_bos);
   if (ids.empty()) throw InputError("--text", "", "the text encodes to no tokens");
   TokenBatch batch = TokenBatch::single(ids);
   model.validate(batch, o.text.empty() ? "--tokens" : "--text");
@@ -194,6 +196,11 @@ Command add_logits_command(CLI::App& app) {
                                  "\"464 3290 318\"");
   text->excludes(tokens);
   tokens->excludes(text);
+  cmd->add_flag_callback("--prepend-bos", [o]() { o->prepend_bos = true; },
+                        "Put the tokenizer's BOS token before --text (default: as the model's "
+                        "tokenizer files say: Llama, Mistral, Gemma yes; GPT-2, Qwen, Pythia no)");
+  cmd->add_flag_callback("--no-prepend-bos", [o]() { o->prepend_bos = false; },
+                         "Do not put BOS before --text");
   cmd->add_option("--top", o->top, "How many next-token candidates to print")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -287,7 +287,8 @@ void set_up(Job& job, const RunOptions& o) {
   job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
   const ModelConfig& mc = job.model->config();
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
-    job.tok = std::make_unique<Tokenizer>(Tokenizer::from_model_dir(c.model));
+    job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
+                                                        : Tokenizer::from_model_dir(c.model));
   if (!c.generator.empty()) {
     if (!job.tok) throw InputError(c.model.string(), "vocab.json", "the IOI generator needs the model's tokenizer");
     job.data.pairs = generate_ioi(*job.tok, c.ioi);

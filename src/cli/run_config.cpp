@@ -154,6 +154,10 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
   Table model(table_of(root, "model", file, true), file, "model");
   c.model = resolve(model.require_string("path"));
   c.threads = static_cast<int>(model.integer("threads", 0, 0, kIntMax));
+  if (const toml::node* n = model.raw("prepend_bos")) {
+    if (!n->is_boolean()) model.fail("prepend_bos", "must be true or false");
+    c.prepend_bos = n->as_boolean()->get();
+  }
   model.reject_unknown();
 
   Table data(table_of(root, "data", file, true), file, "data");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct RunConfig {
   std::string text;            // its contents, stored in the result file
   std::filesystem::path model;
   int threads = 0;
+  std::optional<bool> prepend_bos;  // [model] prepend_bos; unset: as the tokenizer's files say
   std::filesystem::path data_file;
   std::string generator;       // "ioi" or empty
   IoiOptions ioi;

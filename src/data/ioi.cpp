@@ -154,7 +154,7 @@ std::pair<std::vector<int>, size_t> templates_of_one_length(const Tokenizer& tok
   for (int t = 0; t < static_cast<int>(kTemplates.size()); ++t) {
     const std::string text =
         fill(kTemplates[t], {&names[0].text, &names[1].text, &names[1].text}, place.text, object.text);
-    by_length[tok.encode(text).size()].push_back(t);
+    by_length[tok.encode_for_model(text).size()].push_back(t);
   }
   auto best = by_length.begin();
   for (auto it = by_length.begin(); it != by_length.end(); ++it)
@@ -240,8 +240,8 @@ std::vector<IoiPair> generate_ioi_detailed(const Tokenizer& tok, const IoiOption
     PromptPair& p = r.pair;
     p.clean_text = fill(tmpl, {first, second, &S.text}, place.text, object.text);
     p.corrupted_text = fill(tmpl, {first, second, &S2.text}, place.text, object.text);
-    p.clean = tok.encode(p.clean_text);
-    p.corrupted = tok.encode(p.corrupted_text);
+    p.clean = tok.encode_for_model(p.clean_text);  // BOS first when the tokenizer prepends it
+    p.corrupted = tok.encode_for_model(p.corrupted_text);
     p.answers = {IO.id};
     p.wrongs = {S.id};
 

@@ -116,7 +116,7 @@ class LineParser {
       text = v.get<std::string>();
       if (text.empty()) fail(key, "empty prompt");
       if (tok_) {
-        ids = tok_->encode(text);
+        ids = tok_->encode_for_model(text);  // BOS first when the tokenizer prepends it
         if (given && *given != ids)
           fail(ids_key, "gives " + show_ids(*given) + " but the text of " + key + " encodes to " +
                             show_ids(ids) + "; correct or remove " + ids_key);

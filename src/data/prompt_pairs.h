@@ -4,7 +4,8 @@
 //   {"clean": "When Mary and John went to the store, John gave a drink to",
 //    "corrupted": "When Mary and John went to the store, Mary gave a drink to",
 //    "answer": " Mary", "wrong": " John", "answer_pos": -1}
-// - clean, corrupted: a string (tokenized once with the tokenizer) or an array of token ids.
+// - clean, corrupted: a string (tokenized once with the tokenizer, BOS first when the tokenizer
+//   prepends it: Tokenizer::encode_for_model) or an array of token ids (used as given).
 //   clean_ids / corrupted_ids, when present, give the ids of a text prompt (the writer stores
 //   both, so a file reads back without a tokenizer); with a tokenizer the text must encode to them.
 // - answer, wrong: a string that is exactly one token, an int id, or an array of either; the

@@ -1284,7 +1284,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view utf8) const {
 std::vector<int32_t> Tokenizer::encode_for_model(std::string_view utf8,
                                                  std::optional<bool> prepend_bos) const {
   std::vector<int32_t> ids = encode(utf8);
-  if (prepend_bos.value_or(impl_->prepend_bos)) {
+  if (prepend_bos.value_or(prepends_bos())) {
     if (!impl_->bos)
       throw InputError("", "prepend_bos", "the tokenizer has no BOS token; use prepend_bos = false");
     ids.insert(ids.begin(), *impl_->bos);
@@ -1331,7 +1331,13 @@ std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
 
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 
-bool Tokenizer::prepends_bos() const { return impl_->prepend_bos; }
+bool Tokenizer::prepends_bos() const { return prepend_bos_.value_or(impl_->prepend_bos); }
+
+Tokenizer Tokenizer::with_prepend_bos(bool prepend) const {
+  Tokenizer t(impl_);
+  t.prepend_bos_ = prepend;
+  return t;
+}
 
 std::vector<std::pair<uint8_t, std::string>> gpt2_byte_alphabet() {
   // Images in code-point order are exactly GPT-2's numbering.

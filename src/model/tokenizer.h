@@ -89,6 +89,9 @@ class Tokenizer {
   // <|endoftext|>) and whether encode_for_model prepends it by default (GPT-2: no).
   std::optional<int32_t> bos_id() const;
   bool prepends_bos() const;
+  // The same tokenizer with encode_for_model's default set (`prepend_bos` in run configs,
+  // --prepend-bos / --no-prepend-bos on the command line); shares the loaded tables.
+  Tokenizer with_prepend_bos(bool prepend) const;
 
   // The pieces BPE runs on, in order, as raw bytes; an added token is one piece. For tests and
   // debugging (HF's pre_tokenize_str, plus added-token splitting).
@@ -99,6 +102,7 @@ class Tokenizer {
  private:
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
+  std::optional<bool> prepend_bos_;  // overrides the files' default when set
 };
 
 // GPT-2's byte-level alphabet (bytes_to_unicode in encoder.py): each byte with the printable

@@ -15,7 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/run_config.h"
+#include "cli_support.h"
 #include "core/error.h"
+#include "data/prompt_pairs.h"
 #include "model/tokenizer.h"
 
 namespace causeway {
@@ -218,6 +221,55 @@ TEST(FamilyTokenizers, ConfigOverridesTemplateBos) {
   const Tokenizer no_config = Tokenizer::from_tokenizer_json_string(text);
   EXPECT_TRUE(no_config.prepends_bos());
   EXPECT_EQ(no_config.encode_for_model("a").front(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// prepend_bos: in run configs, on the command line, and in the pairs a run reads
+
+std::string run_config(const std::string& model_extra) {
+  return "[model]\npath = \"m\"\n" + model_extra +
+         "[data]\nfile = \"pairs.jsonl\"\n[output]\npath = \"out.h5\"\n"
+         "[[experiment]]\nname = \"e\"\nsweep = \"resid_pre\"\n";
+}
+
+TEST(PrependBos, RunConfigKey) {
+  EXPECT_EQ(RunConfig::parse(run_config(""), "c.toml").prepend_bos, std::nullopt);
+  EXPECT_EQ(RunConfig::parse(run_config("prepend_bos = true\n"), "c.toml").prepend_bos, true);
+  EXPECT_EQ(RunConfig::parse(run_config("prepend_bos = false\n"), "c.toml").prepend_bos, false);
+  try {
+    RunConfig::parse(run_config("prepend_bos = \"yes\"\n"), "c.toml");
+    ADD_FAILURE() << "accepted a string";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.prepend_bos"), std::string::npos) << e.what();
+  }
+}
+
+// Text prompts in a pairs file get BOS exactly when the tokenizer (or its override) says so.
+TEST(PrependBos, PairsFileTextFollowsTheTokenizer) {
+  const Tokenizer llama = Tokenizer::from_model_dir(kFamilies / "llama2");
+  const std::string line = R"({"clean": "the store", "corrupted": "the stare", "answer": 3, "wrong": 4})";
+  const PairDataset with = parse_pairs_jsonl(line, "p.jsonl", &llama);
+  EXPECT_EQ(with.pairs[0].clean, llama.encode_for_model("the store", true));
+  EXPECT_EQ(with.pairs[0].clean.front(), 1);
+  const Tokenizer off = llama.with_prepend_bos(false);
+  const PairDataset without = parse_pairs_jsonl(line, "p.jsonl", &off);
+  EXPECT_EQ(without.pairs[0].clean, llama.encode("the store"));
+  const Tokenizer qwen = Tokenizer::from_model_dir(kFamilies / "qwen2");
+  EXPECT_EQ(parse_pairs_jsonl(line, "p.jsonl", &qwen).pairs[0].clean, qwen.encode("the store"));
+}
+
+// GPT-2 keeps today's default (no BOS); --prepend-bos puts <|endoftext|> first.
+TEST(PrependBos, LogitsCommandFlags) {
+  const std::string base = "logits --model " + (fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data/tiny-gpt2").string() +
+                           " --text 'Hello world' --top 1";
+  const fixtures::CliResult plain = fixtures::run_causeway(base);
+  ASSERT_EQ(plain.code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("input: 4 tokens: 39:'H'"), std::string::npos) << plain.output;
+  const fixtures::CliResult bos = fixtures::run_causeway(base + " --prepend-bos");
+  ASSERT_EQ(bos.code, 0) << bos.output;
+  EXPECT_NE(bos.output.find("input: 5 tokens: 999:'<|endoftext|>' 39:'H'"), std::string::npos) << bos.output;
+  const fixtures::CliResult no = fixtures::run_causeway(base + " --no-prepend-bos");
+  EXPECT_NE(no.output.find("input: 4 tokens: 39:'H'"), std::string::npos) << no.output;
 }
 
 }  // namespace
