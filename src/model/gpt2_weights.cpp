@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "model/safetensors.h"
+#include "model/weight_table.h"
 
 namespace causeway {
 
@@ -99,27 +100,6 @@ void check_config_sizes(const ModelConfig& cfg, const Checkpoint& ckpt, const st
   check("n_inner", cfg.n_inner, "h.0.mlp.c_fc.weight", 1);
 }
 
-// Hugging Face name (without the "transformer." prefix) and shape of every tensor load() reads.
-// load() checks each shape again as it reads; this list lets it check them all before allocating.
-std::vector<std::pair<std::string, std::vector<int64_t>>> stored_tensors(const ModelConfig& cfg) {
-  const int64_t C = cfg.n_embd, M = cfg.n_inner, V = cfg.vocab_size, P = cfg.n_positions;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> t{{"wte.weight", {V, C}}, {"wpe.weight", {P, C}}};
-  for (int L = 0; L < cfg.n_layer; ++L) {
-    const std::string h = "h." + std::to_string(L) + ".";
-    for (const char* n : {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_proj.bias", "mlp.c_proj.bias"})
-      t.push_back({h + n, {C}});
-    t.push_back({h + "attn.c_attn.weight", {C, 3 * C}});
-    t.push_back({h + "attn.c_attn.bias", {3 * C}});
-    t.push_back({h + "attn.c_proj.weight", {C, C}});
-    t.push_back({h + "mlp.c_fc.weight", {C, M}});
-    t.push_back({h + "mlp.c_fc.bias", {M}});
-    t.push_back({h + "mlp.c_proj.weight", {M, C}});
-  }
-  t.push_back({"ln_f.weight", {C}});
-  t.push_back({"ln_f.bias", {C}});
-  return t;
-}
-
 }  // namespace
 
 GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
@@ -129,7 +109,8 @@ GPT2Weights GPT2Weights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
   const std::string why = config_source;
   // Every size is checked against the stored shapes before the arena is allocated from them.
   check_config_sizes(cfg, ckpt, prefix, config_source);
-  for (const auto& [name, shape] : stored_tensors(cfg)) ckpt.expect_shape(prefix + name, shape, why);
+  // The family's weight table lists every stored tensor; all are checked before allocating.
+  for (const WeightRow& r : weight_table(cfg)) ckpt.expect_shape(prefix + r.hf_name, r.shape, why);
   GPT2Weights w(cfg);
 
   // Each tensor is checked, copied as fp32 and its mapped pages released, one at a time, so

@@ -248,6 +248,10 @@ TEST(ModelFamilyErrors, UnsupportedValuesThatChangeTheMaths) {
                "layer_types",
                "m/config.json: layer_types: unsupported layer type \"chunked_attention\" (supported: "
                "\"full_attention\", \"sliding_attention\")");
+  expect_error(edited("gemma2", [](json& j) { j["use_bidirectional_attention"] = true; }),
+               "use_bidirectional_attention",
+               "m/config.json: use_bidirectional_attention: unsupported value true (only causal "
+               "attention is implemented)");
   expect_error(edited("llama3", [](json& j) { j["num_key_value_heads"] = 3; }), "num_key_value_heads",
                "m/config.json: num_key_value_heads: 3 does not divide num_attention_heads = 4");
 }

@@ -45,6 +45,10 @@ ModelConfig parse_gemma2_config(const json& j, const std::string& src) {
       required(j, "query_pre_attn_scalar", src), "query_pre_attn_scalar", src));
   c.attn_softcap = softcap(j, "attn_logit_softcapping", src);
   c.final_logit_softcap = softcap(j, "final_logit_softcapping", src);
+  // Bidirectional attention (Gemma 3 style) would change every pattern; only causal is built.
+  if (bool_or(j, "use_bidirectional_attention", src, false))
+    throw InputError(src, "use_bidirectional_attention",
+                     "unsupported value true (only causal attention is implemented)");
   c.sliding_window = positive_int(required(j, "sliding_window", src), "sliding_window", src);
   c.sliding_layers = sliding_layer_types(j, src, c.n_layer);
   if (c.sliding_layers.empty())

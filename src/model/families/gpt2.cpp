@@ -99,7 +99,9 @@ ModelConfig parse_gpt2_config(const json& j, const std::string& src) {
   return c;
 }
 
-// Names without the optional "transformer." prefix that some GPT-2 checkpoints carry.
+// Names without the optional "transformer." prefix that some GPT-2 checkpoints carry. Files
+// may also hold lm_head.weight (a copy of wte, checked equal on load) and, from older
+// exports, h.L.attn.bias mask buffers; neither is a weight of its own, so neither is a row.
 std::vector<WeightRow> gpt2_weight_rows(const ModelConfig& cfg) {
   const int64_t C = cfg.n_embd, M = cfg.n_inner, V = cfg.vocab_size, P = cfg.n_positions;
   using S = TpSplit;
