@@ -424,7 +424,7 @@ struct NormStep {
 
 // One pre-tokenizer step; each splits or rewrites every piece the previous steps made.
 struct PreStep {
-  enum class Kind { Split, ByteLevel, Metaspace } kind;
+  enum class Kind { Split, ByteLevel, Metaspace } kind = Kind::Split;
   std::shared_ptr<const pcre2_code> regex;  // Split; ByteLevel with use_regex: GPT-2's
   bool add_prefix_space = false;            // ByteLevel
   std::string replacement;                  // Metaspace
@@ -665,6 +665,8 @@ void read_pre_tokenizer(const json& root, Tokenizer::Impl& t, const std::string&
       throw InputError(file, where + ".type",
                        component_name(*step) + " is not supported (ByteLevel, Split, Metaspace, Sequence)");
     }
+    // A ByteLevel step without prefix space or regex only marks the vocabulary as byte-level.
+    if (p.kind == PreStep::Kind::ByteLevel && !p.add_prefix_space && !p.regex) continue;
     t.pre.push_back(std::move(p));
   }
 }
@@ -976,42 +978,60 @@ void apply_pre_step(const PreStep& p, pcre2_match_data* md, Piece in, std::vecto
   }
 }
 
+// A pre-tokenizer that is one regex split and changes no text (GPT-2's ByteLevel, or Llama 3's
+// Split followed by a regex-less ByteLevel) can hand out views of the text: no copies.
+const pcre2_code* plain_split(const Tokenizer::Impl& t) {
+  if (t.pre.size() != 1 || !t.pre[0].regex) return nullptr;
+  const PreStep& p = t.pre[0];
+  return p.kind == PreStep::Kind::Split || (p.kind == PreStep::Kind::ByteLevel && !p.add_prefix_space)
+             ? p.regex.get()
+             : nullptr;
+}
+
 // HF's pipeline on valid UTF-8: added tokens that match the raw text, then the normalizer on
 // each remaining segment, `normalized` added tokens in its result, then the pre-tokenizer steps.
-std::vector<Piece> pieces_of(const Tokenizer::Impl& t, std::string_view text) {
+// Calls fn(piece, added_id) for every piece in order, added_id -1 for BPE pieces.
+template <typename Fn>
+void for_each_piece(const Tokenizer::Impl& t, std::string_view text, Fn&& fn) {
   std::vector<const AddedToken*> raw, normalized;
   for (const AddedToken& a : t.added) (a.normalized ? normalized : raw).push_back(&a);
   std::vector<Segment> first;
   split_on_added(text, {0, text.size(), -1}, raw, first);
-  std::vector<Piece> pieces, next;
-  std::unique_ptr<MatchData> match;
+  const pcre2_code* fast = plain_split(t);
+  MatchData match;
+  std::vector<Piece> work, next;
+  std::vector<Segment> second;
+  std::string norm;
   for (const Segment& s : first) {
+    const std::string_view seg = text.substr(s.begin, s.end - s.begin);
     if (s.added_id >= 0) {
-      pieces.push_back({std::string(text.substr(s.begin, s.end - s.begin)), s.added_id, false});
+      fn(seg, s.added_id);
       continue;
     }
-    const std::string norm = normalize(t, std::string(text.substr(s.begin, s.end - s.begin)));
-    std::vector<Segment> second;
-    split_on_added(norm, {0, norm.size(), -1}, normalized, second);
-    std::vector<Piece> work;
+    std::string_view ntext = seg;
+    if (!t.normalizer.empty()) ntext = norm = normalize(t, std::string(seg));
+    second.clear();
+    split_on_added(ntext, {0, ntext.size(), -1}, normalized, second);
     for (const Segment& n : second) {
-      std::string sub = norm.substr(n.begin, n.end - n.begin);
+      const std::string_view sub = ntext.substr(n.begin, n.end - n.begin);
       if (n.added_id >= 0) {
-        pieces.push_back({std::move(sub), n.added_id, false});
+        fn(sub, n.added_id);
         continue;
       }
-      work.assign(1, Piece{std::move(sub), -1, s.begin == 0 && n.begin == 0});
+      if (fast) {
+        for_each_regex_piece(fast, match.md, sub, [&](std::string_view piece) { fn(piece, -1); });
+        continue;
+      }
+      work.assign(1, Piece{std::string(sub), -1, s.begin == 0 && n.begin == 0});
       for (const PreStep& p : t.pre) {
-        if (p.regex && !match) match = std::make_unique<MatchData>();
         next.clear();
-        for (Piece& w : work) apply_pre_step(p, match ? match->md : nullptr, std::move(w), next);
+        for (Piece& w : work) apply_pre_step(p, match.md, std::move(w), next);
         work.swap(next);
       }
-      for (Piece& w : work)
-        if (!w.text.empty()) pieces.push_back(std::move(w));
+      for (const Piece& w : work)
+        if (!w.text.empty()) fn(std::string_view(w.text), -1);
     }
   }
-  return pieces;
 }
 
 // BPE of one piece, merge for merge as HF's Word::merge_all: a heap of candidate pairs ordered
@@ -1191,7 +1211,10 @@ Tokenizer Tokenizer::from_strings(std::string_view vocab_json_text, std::string_
   auto t = std::make_shared<Impl>();
   t->vocab = parse_vocab(parse_json(vocab_json_text, vocab_name), vocab_name, "");
   t->merges = parse_merges_txt(merges_text, t->vocab, merges_name);
-  t->pre.push_back(PreStep{PreStep::Kind::ByteLevel, gpt2_regex()});
+  PreStep gpt2_split;
+  gpt2_split.kind = PreStep::Kind::ByteLevel;
+  gpt2_split.regex = gpt2_regex();
+  t->pre.push_back(std::move(gpt2_split));
   // HF registers <|endoftext|> as GPT-2's special token (eos, bos and unk of GPT2Tokenizer);
   // GPT-2 does not prepend it unless asked.
   const auto eot = t->vocab.find(std::string_view("<|endoftext|>"));
@@ -1272,12 +1295,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view utf8) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 1);
   PieceEncoder bpe(*impl_);
-  for (const Piece& p : pieces_of(*impl_, text)) {
-    if (p.added_id >= 0)
-      ids.push_back(p.added_id);
+  for_each_piece(*impl_, text, [&](std::string_view piece, int32_t added_id) {
+    if (added_id >= 0)
+      ids.push_back(added_id);
     else
-      bpe.encode(p.text, ids);
-  }
+      bpe.encode(piece, ids);
+  });
   return ids;
 }
 
@@ -1295,7 +1318,8 @@ std::vector<int32_t> Tokenizer::encode_for_model(std::string_view utf8,
 std::vector<std::string> Tokenizer::pretokenize(std::string_view utf8) const {
   std::string storage;
   std::vector<std::string> pieces;
-  for (Piece& p : pieces_of(*impl_, usable_text(utf8, storage))) pieces.push_back(std::move(p.text));
+  for_each_piece(*impl_, usable_text(utf8, storage),
+                 [&](std::string_view piece, int32_t) { pieces.emplace_back(piece); });
   return pieces;
 }
 
