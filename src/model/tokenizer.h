@@ -10,7 +10,7 @@
 // BOS: encode() never adds one; encode_for_model() prepends bos_id() when prepends_bos() (from
 // the post_processor template and tokenizer_config.json's add_bos_token) or when asked.
 //
-// Choices where HF has no exact counterpart (details in tokenizer.cpp):
+// Choices where HF has no exact counterpart (details in tokenizer.cpp, tokenizer_text.cpp):
 // - Invalid UTF-8 input is decoded as Python's bytes.decode("utf-8", errors="replace") does
 //   (each maximal invalid subsequence becomes U+FFFD), so encode() equals HF on that str.
 // - Character classes (\p{L}, \p{N}, whitespace) follow the Unicode 16 tables HF's regex

@@ -17,7 +17,7 @@ writes tests/data/tokenizer_cases.json (test_tokenizer.cpp reads it):
   versions           library versions used
 
 --print-class-fixes prints the code point ranges HF classes as letters / numbers that this
-Python's unicodedata does not (kExtraLetters / kExtraNumbers in src/model/tokenizer.cpp); run
+Python's unicodedata does not (kExtraLetters / kExtraNumbers in src/model/tokenizer_text.cpp); run
 it with a Python whose Unicode version equals the oldest PCRE2's the project supports.
 
 Note for transformers 5: GPT2Tokenizer(vocab_file=..., merges_file=...) silently ignores both
