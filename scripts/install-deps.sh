@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools slurm-wlm
   qemu-user  # runs the binary as older CPUs (tests/mpi/portable_binary_test.sh)
-  libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libpcre2-dev
+  libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libpcre2-dev libicu-dev
   python3-h5py python3-numpy python3-matplotlib python3-pytest chromium
 )
 missing=()

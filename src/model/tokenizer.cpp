@@ -145,10 +145,10 @@ MergeMap parse_merges_txt(std::string_view text, const Vocab& vocab, const std::
 
 // ---------------------------------------------------------------------------------------------
 
-// One normalizer step (HF normalizers Prepend and Replace with a literal pattern).
+// One normalizer step (HF normalizers NFC, Prepend and Replace with a literal pattern).
 struct NormStep {
-  bool prepend;             // true: Prepend(text), false: Replace(from -> text)
-  std::string from, text;
+  enum class Kind { Nfc, Prepend, Replace } kind;
+  std::string from, text;  // Prepend(text), Replace(from -> text)
 };
 
 // One pre-tokenizer step; each splits or rewrites every piece the previous steps made.
@@ -332,14 +332,16 @@ void read_normalizer(const json& root, Tokenizer::Impl& t, const std::string& fi
   if (!norm) return;
   for (const auto& [step, where] : steps_of(*norm, "normalizers", "normalizer", file)) {
     const std::string type = string_or_empty(*step, "type", file, where);
-    if (type == "Prepend") {
-      t.normalizer.push_back({true, "", string_or_empty(*step, "prepend", file, where)});
+    if (type == "NFC") {
+      t.normalizer.push_back({NormStep::Kind::Nfc, "", ""});
+    } else if (type == "Prepend") {
+      t.normalizer.push_back({NormStep::Kind::Prepend, "", string_or_empty(*step, "prepend", file, where)});
     } else if (type == "Replace") {
-      t.normalizer.push_back({false, string_pattern(*step, where, file),
+      t.normalizer.push_back({NormStep::Kind::Replace, string_pattern(*step, where, file),
                               string_or_empty(*step, "content", file, where)});
     } else {
       throw InputError(file, where + ".type",
-                       component_name(*step) + " is not supported (Prepend, Replace, Sequence)");
+                       component_name(*step) + " is not supported (NFC, Prepend, Replace, Sequence)");
     }
   }
 }
@@ -629,10 +631,16 @@ struct Piece {
 
 std::string normalize(const Tokenizer::Impl& t, std::string s) {
   for (const NormStep& n : t.normalizer) {
-    if (n.prepend) {
-      if (!s.empty()) s.insert(0, n.text);
-    } else {
-      replace_all(s, n.from, n.text);
+    switch (n.kind) {
+      case NormStep::Kind::Nfc:
+        s = nfc(s);
+        break;
+      case NormStep::Kind::Prepend:
+        if (!s.empty()) s.insert(0, n.text);
+        break;
+      case NormStep::Kind::Replace:
+        replace_all(s, n.from, n.text);
+        break;
     }
   }
   return s;

@@ -3,7 +3,7 @@
 // Llama 3 and Qwen2's Split regex) or SentencePiece-style BPE with byte fallback (Llama 2,
 // Mistral, Gemma).
 //
-// Pipeline: split off added tokens (<|endoftext|>, ...) -> normalizer (Prepend / Replace) ->
+// Pipeline: split off added tokens (<|endoftext|>, ...) -> normalizer (NFC / Prepend / Replace) ->
 // pre-tokenizer steps (Split regex, ByteLevel, Metaspace) -> merge by BPE rank, a character
 // missing from the vocabulary becoming its <0xNN> tokens under byte_fallback.
 //
@@ -43,7 +43,7 @@ class Tokenizer {
   // HF fast-tokenizer format: model.vocab, model.merges ("a b" strings or ["a", "b"] pairs),
   // added_tokens (lstrip / rstrip / normalized honoured; numbered as HF numbers them: the
   // vocabulary id of their text, else the next free id, whatever their "id" field says),
-  // normalizer Prepend / Replace (literal) / Sequence, pre_tokenizer ByteLevel (add_prefix_space,
+  // normalizer NFC / Prepend / Replace (literal) / Sequence, pre_tokenizer ByteLevel (add_prefix_space,
   // use_regex), Split (Isolated), Metaspace, Sequence; model.unk_token / ignore_merges /
   // byte_fallback; decoder ByteLevel, Metaspace or Replace / ByteFallback / Fuse / Strip;
   // post_processor TemplateProcessing (its leading special token is BOS), ByteLevel.

@@ -1,6 +1,9 @@
 // UTF-8, Unicode classes, regexes and GPT-2's byte map for the tokenizer (tokenizer_text.h).
 #include "model/tokenizer_text.h"
 
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+
 #include <cstdio>
 #include <span>
 
@@ -156,6 +159,18 @@ std::shared_ptr<const pcre2_code> compile_gpt2_regex() {
 }
 
 }  // namespace
+
+std::string nfc(std::string_view utf8) {
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* norm = icu::Normalizer2::getNFCInstance(status);
+  if (U_FAILURE(status)) throw Error(std::string("tokenizer: ICU NFC unavailable: ") + u_errorName(status));
+  const icu::UnicodeString in = icu::UnicodeString::fromUTF8(icu::StringPiece(utf8.data(), static_cast<int32_t>(utf8.size())));
+  const icu::UnicodeString out = norm->normalize(in, status);
+  if (U_FAILURE(status)) throw Error(std::string("tokenizer: NFC failed: ") + u_errorName(status));
+  std::string result;
+  out.toUTF8String(result);
+  return result;
+}
 
 bool is_white_space(char32_t cp) { return in_ranges(kWhiteSpace, cp); }
 

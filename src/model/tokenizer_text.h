@@ -34,6 +34,9 @@ bool is_valid_utf8(std::string_view s);
 // is the str a caller holding these bytes would most likely have given it.
 std::string replace_invalid_utf8(std::string_view s);
 
+// Unicode Normalization Form C of valid UTF-8 (ICU; HF's NFC normalizer, used by Qwen2).
+std::string nfc(std::string_view utf8);
+
 // Unicode White_Space (HF's \s, Rust's char::is_whitespace).
 bool is_white_space(char32_t cp);
 

@@ -173,6 +173,18 @@ TEST(FamilyTokenizers, LegacyLlama2NormalizerFormGivesTheSameIds) {
   EXPECT_GE(compared, 8);
 }
 
+// Qwen2's released tokenizer.json has an NFC normalizer: decomposed text encodes as composed.
+TEST(FamilyTokenizers, NfcNormalizerComposes) {
+  json t = family_json("qwen2");
+  t["normalizer"] = {{"type", "NFC"}};
+  const Tokenizer with_nfc = Tokenizer::from_tokenizer_json_string(t.dump());
+  const Tokenizer plain = Tokenizer::from_model_dir(kFamilies / "qwen2");
+  const std::string composed = "caf\xC3\xA9 na\xC3\xAFve", decomposed = "cafe\xCC\x81 nai\xCC\x88ve";
+  EXPECT_NE(plain.encode(decomposed), plain.encode(composed));
+  EXPECT_EQ(with_nfc.encode(decomposed), plain.encode(composed));
+  EXPECT_EQ(with_nfc.encode(composed), plain.encode(composed));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad inputs
 
@@ -214,7 +226,7 @@ TEST(FamilyTokenizersBadInput, UnsupportedNormalizerDecoderAndPostProcessor) {
   json t = family_json("gemma2");
   t["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}}}};
   EXPECT_EQ(error_of(t), "tokenizer.json: normalizer.normalizers[0].type: \"NFKC\" is not supported "
-                         "(Prepend, Replace, Sequence)");
+                         "(NFC, Prepend, Replace, Sequence)");
   t = family_json("gemma2");
   t["decoder"] = {{"type", "WordPiece"}};
   EXPECT_NE(error_of(t).find("tokenizer.json: decoder.type: \"WordPiece\" is not supported"),
