@@ -154,6 +154,10 @@ struct NormStep {
 // One pre-tokenizer step; each splits or rewrites every piece the previous steps made.
 struct PreStep {
   enum class Kind { Split, ByteLevel, Metaspace } kind = Kind::Split;
+  // Split: what happens to the matched text (HF's SplitDelimiterBehavior), and `invert`.
+  enum class Behavior { Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous };
+  Behavior behavior = Behavior::Isolated;
+  bool invert = false;
   std::shared_ptr<const pcre2_code> regex;  // Split; ByteLevel with use_regex: GPT-2's
   bool add_prefix_space = false;            // ByteLevel
   std::string replacement;                  // Metaspace
@@ -371,11 +375,19 @@ void read_pre_tokenizer(const json& root, Tokenizer::Impl& t, const std::string&
       t.byte_level = true;
     } else if (type == "Split") {
       p.kind = PreStep::Kind::Split;
-      if (string_or_empty(*step, "behavior", file, where) != "Isolated")
+      using B = PreStep::Behavior;
+      static const std::pair<const char*, B> kBehaviors[] = {
+          {"Isolated", B::Isolated}, {"Removed", B::Removed}, {"MergedWithPrevious", B::MergedWithPrevious},
+          {"MergedWithNext", B::MergedWithNext}, {"Contiguous", B::Contiguous}};
+      const std::string behavior = string_or_empty(*step, "behavior", file, where);
+      const auto* known = std::find_if(std::begin(kBehaviors), std::end(kBehaviors),
+                                       [&](const auto& b) { return behavior == b.first; });
+      if (known == std::end(kBehaviors))
         throw InputError(file, where + ".behavior",
-                         show((*step).value("behavior", json())) + " is not supported (Isolated only)");
-      if (flag(*step, "invert", false, file, where))
-        throw InputError(file, where + ".invert", "inverted splits are not supported");
+                         show((*step).value("behavior", json())) +
+                             " is not supported (Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous)");
+      p.behavior = known->second;
+      p.invert = flag(*step, "invert", false, file, where);
       const json& pat = step->contains("pattern") ? (*step)["pattern"] : json();
       std::string error;
       if (pat.is_object() && pat.contains("Regex") && pat["Regex"].is_string())
@@ -646,6 +658,49 @@ std::string normalize(const Tokenizer::Impl& t, std::string s) {
   return s;
 }
 
+// HF's split_off_matches by behaviour; spans are adjacent views of one string, in order.
+std::vector<std::string_view> merge_split(const std::vector<std::pair<std::string_view, bool>>& spans,
+                                          PreStep::Behavior behavior) {
+  using B = PreStep::Behavior;
+  auto join = [](std::string_view a, std::string_view b) {  // adjacent views of one string
+    return std::string_view(a.data(), a.size() + b.size());
+  };
+  std::vector<std::string_view> out;
+  bool previous_match = false;
+  switch (behavior) {
+    case B::Isolated:
+      for (const auto& s : spans) out.push_back(s.first);
+      break;
+    case B::Removed:
+      for (const auto& s : spans)
+        if (!s.second) out.push_back(s.first);
+      break;
+    case B::MergedWithPrevious:
+    case B::Contiguous:
+      for (const auto& [piece, match] : spans) {
+        const bool merge = behavior == B::Contiguous ? match == previous_match && !out.empty()
+                                                     : match && !previous_match && !out.empty();
+        if (merge)
+          out.back() = join(out.back(), piece);
+        else
+          out.push_back(piece);
+        previous_match = match;
+      }
+      break;
+    case B::MergedWithNext:
+      for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+        if (it->second && !previous_match && !out.empty())
+          out.back() = join(it->first, out.back());
+        else
+          out.push_back(it->first);
+        previous_match = it->second;
+      }
+      std::reverse(out.begin(), out.end());
+      break;
+  }
+  return out;
+}
+
 void apply_pre_step(const PreStep& p, pcre2_match_data* md, Piece in, std::vector<Piece>& out) {
   switch (p.kind) {
     case PreStep::Kind::ByteLevel:
@@ -656,11 +711,15 @@ void apply_pre_step(const PreStep& p, pcre2_match_data* md, Piece in, std::vecto
         out.push_back(std::move(in));
         return;
       }
+      std::vector<std::pair<std::string_view, bool>> spans;
+      for_each_regex_piece(p.regex.get(), md, in.text, [&](std::string_view piece, bool matched) {
+        spans.emplace_back(piece, matched != p.invert);
+      });
       bool first = in.at_start;
-      for_each_regex_piece(p.regex.get(), md, in.text, [&](std::string_view piece) {
+      for (std::string_view piece : merge_split(spans, p.behavior)) {
         out.push_back({std::string(piece), -1, first});
         first = false;
-      });
+      }
       return;
     }
     case PreStep::Kind::Metaspace: {
@@ -690,7 +749,8 @@ void apply_pre_step(const PreStep& p, pcre2_match_data* md, Piece in, std::vecto
 const pcre2_code* plain_split(const Tokenizer::Impl& t) {
   if (t.pre.size() != 1 || !t.pre[0].regex) return nullptr;
   const PreStep& p = t.pre[0];
-  return p.kind == PreStep::Kind::Split || (p.kind == PreStep::Kind::ByteLevel && !p.add_prefix_space)
+  const bool isolated = p.behavior == PreStep::Behavior::Isolated && !p.invert;
+  return (p.kind == PreStep::Kind::Split && isolated) || (p.kind == PreStep::Kind::ByteLevel && !p.add_prefix_space)
              ? p.regex.get()
              : nullptr;
 }
@@ -726,7 +786,7 @@ void for_each_piece(const Tokenizer::Impl& t, std::string_view text, Fn&& fn) {
         continue;
       }
       if (fast) {
-        for_each_regex_piece(fast, match.md, sub, [&](std::string_view piece) { fn(piece, -1); });
+        for_each_regex_piece(fast, match.md, sub, [&](std::string_view piece, bool) { fn(piece, -1); });
         continue;
       }
       work.assign(1, Piece{std::string(sub), -1, s.begin == 0 && n.begin == 0});

@@ -44,7 +44,7 @@ class Tokenizer {
   // added_tokens (lstrip / rstrip / normalized honoured; numbered as HF numbers them: the
   // vocabulary id of their text, else the next free id, whatever their "id" field says),
   // normalizer NFC / Prepend / Replace (literal) / Sequence, pre_tokenizer ByteLevel (add_prefix_space,
-  // use_regex), Split (Isolated), Metaspace, Sequence; model.unk_token / ignore_merges /
+  // use_regex), Split (regex or string, every behavior, invert), Metaspace, Sequence; model.unk_token / ignore_merges /
   // byte_fallback; decoder ByteLevel, Metaspace or Replace / ByteFallback / Fuse / Strip;
   // post_processor TemplateProcessing (its leading special token is BOS), ByteLevel.
   // Anything else that changes ids (another normalizer or pre-tokenizer, single_word tokens,

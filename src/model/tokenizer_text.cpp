@@ -178,8 +178,9 @@ std::shared_ptr<const pcre2_code> compile_regex(const std::string& pattern, uint
                                                 std::string& error) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
+  const uint32_t ucp = options & PCRE2_LITERAL ? 0 : PCRE2_UCP;  // PCRE2 refuses UCP with LITERAL
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | options, &err, &err_offset, nullptr);
+                                   PCRE2_UTF | options | ucp, &err, &err_offset, nullptr);
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);

@@ -60,8 +60,8 @@ struct MatchData {
   pcre2_match_data* md;
 };
 
-// Calls fn(piece) for each piece of `seg` a regex gives, as HF's Split with Isolated behaviour:
-// matches and the gaps between them (an empty match splits nothing).
+// Calls fn(piece, matched) for each piece of `seg` a regex gives, as HF's Split with Isolated
+// behaviour: matches and the gaps between them (an empty match splits nothing).
 template <typename Fn>
 void for_each_regex_piece(const pcre2_code* re, pcre2_match_data* md, std::string_view seg, Fn&& fn) {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(seg.data());
@@ -80,11 +80,11 @@ void for_each_regex_piece(const pcre2_code* re, pcre2_match_data* md, std::strin
       pos = ov[0] + static_cast<size_t>(std::max(utf8_step(seg, ov[0]).len, 1));
       continue;
     }
-    if (ov[0] > done) fn(seg.substr(done, ov[0] - done));
-    fn(seg.substr(ov[0], ov[1] - ov[0]));
+    if (ov[0] > done) fn(seg.substr(done, ov[0] - done), false);
+    fn(seg.substr(ov[0], ov[1] - ov[0]), true);
     done = pos = ov[1];
   }
-  if (done < seg.size()) fn(seg.substr(done));
+  if (done < seg.size()) fn(seg.substr(done), false);
 }
 
 // GPT-2's byte <-> printable character map (bytes_to_unicode in the original encoder.py).

@@ -173,6 +173,23 @@ TEST(FamilyTokenizers, LegacyLlama2NormalizerFormGivesTheSameIds) {
   EXPECT_GE(compared, 8);
 }
 
+// Split behaviours as HF's split_off_matches gives them (Gemma's released file splits on " "
+// with MergedWithPrevious), on "a  b c" with the pattern " ".
+TEST(FamilyTokenizers, SplitBehaviours) {
+  using Pieces = std::vector<std::string>;
+  auto pieces = [](const std::string& behavior, bool invert = false) {
+    json t = family_json("llama3");
+    t["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", behavior}, {"invert", invert}};
+    return Tokenizer::from_tokenizer_json_string(t.dump()).pretokenize("a  b c");
+  };
+  EXPECT_EQ(pieces("Isolated"), (Pieces{"a", " ", " ", "b", " ", "c"}));
+  EXPECT_EQ(pieces("Removed"), (Pieces{"a", "b", "c"}));
+  EXPECT_EQ(pieces("MergedWithPrevious"), (Pieces{"a ", " ", "b ", "c"}));
+  EXPECT_EQ(pieces("MergedWithNext"), (Pieces{"a", " ", " b", " c"}));
+  EXPECT_EQ(pieces("Contiguous"), (Pieces{"a", "  ", "b", " ", "c"}));
+  EXPECT_EQ(pieces("Removed", true), (Pieces{" ", " ", " "}));
+}
+
 // Qwen2's released tokenizer.json has an NFC normalizer: decomposed text encodes as composed.
 TEST(FamilyTokenizers, NfcNormalizerComposes) {
   json t = family_json("qwen2");
@@ -211,9 +228,9 @@ TEST(FamilyTokenizersBadInput, UnsupportedPreTokenizerNamesTheStep) {
             "tokenizer.json: pre_tokenizer.pretokenizers[1].type: \"Whitespace\" is not supported "
             "(ByteLevel, Split, Metaspace, Sequence)");
   t = family_json("llama3");
-  t["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed";
-  EXPECT_EQ(error_of(t), "tokenizer.json: pre_tokenizer.pretokenizers[0].behavior: \"Removed\" is "
-                         "not supported (Isolated only)");
+  t["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Sideways";
+  EXPECT_EQ(error_of(t), "tokenizer.json: pre_tokenizer.pretokenizers[0].behavior: \"Sideways\" is "
+                         "not supported (Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous)");
   t = family_json("llama3");
   t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   EXPECT_NE(error_of(t).find("tokenizer.json: pre_tokenizer.pretokenizers[0].pattern: the regex does "
