@@ -43,15 +43,17 @@ class Tokenizer {
   // HF fast-tokenizer format: model.vocab, model.merges ("a b" strings or ["a", "b"] pairs),
   // added_tokens (lstrip / rstrip / normalized honoured; numbered as HF numbers them: the
   // vocabulary id of their text, else the next free id, whatever their "id" field says),
-  // normalizer NFC / Prepend / Replace (literal) / Sequence, pre_tokenizer ByteLevel (add_prefix_space,
-  // use_regex), Split (regex or string, every behavior, invert), Metaspace, Sequence; model.unk_token / ignore_merges /
-  // byte_fallback; decoder ByteLevel, Metaspace or Replace / ByteFallback / Fuse / Strip;
+  // normalizer NFC / Prepend / Replace (literal) / Sequence; pre_tokenizer ByteLevel
+  // (add_prefix_space, use_regex), Split (regex or string, every behavior, invert), Metaspace,
+  // Sequence; model.unk_token / ignore_merges / byte_fallback; decoder ByteLevel, Metaspace or
+  // Replace / ByteFallback / Fuse / Strip;
   // post_processor TemplateProcessing (its leading special token is BOS), ByteLevel.
   // Anything else that changes ids (another normalizer or pre-tokenizer, single_word tokens,
   // dropout, a model type other than BPE) is an InputError naming the field rather than
   // silently different ids.
-  static Tokenizer from_tokenizer_json(const std::filesystem::path& tokenizer_json,
-                                       const std::optional<std::filesystem::path>& config_json = std::nullopt);
+  static Tokenizer from_tokenizer_json(
+      const std::filesystem::path& tokenizer_json,
+      const std::optional<std::filesystem::path>& config_json = std::nullopt);
   // vocab.json + merges.txt when both exist, else tokenizer.json; tokenizer_config.json too if
   // the folder has one.
   static Tokenizer from_model_dir(const std::filesystem::path& dir);
