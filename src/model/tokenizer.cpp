@@ -252,9 +252,19 @@ void Tokenizer::Impl::finish() {
             [](const auto& x, const auto& y) { return x.first != y.first ? x.first < y.first : *x.second < *y.second; });
   for (const AddedToken& t : added) by_id.emplace_back(t.id, &t.content);  // last wins below
   for (const auto& [id, tok] : by_id) text_of_id[id] = decode_token(*tok);
+  std::unordered_set<int32_t> fallback_ids;
+  if (decode_byte_fallback)
+    for (int32_t id : fallback_id)
+      if (id >= 0) fallback_ids.insert(id);
   for (const auto& [id, text] : text_of_id) {
+    if (fallback_ids.contains(id)) continue;
     auto [it, fresh] = id_of_text.try_emplace(text, id);
     if (!fresh) it->second = std::min(it->second, id);  // lowest id for equal texts
+  }
+  // <0x61> decodes to "a" too; text lookups find the vocabulary's own "a" first.
+  for (int32_t id : fallback_ids) {
+    auto [it, fresh] = id_of_text.try_emplace(text_of_id[id], id);
+    if (!fresh && fallback_ids.contains(it->second)) it->second = std::min(it->second, id);
   }
   for (const AddedToken& t : added) {
     id_of_text[decode_token(t.content)] = t.id;

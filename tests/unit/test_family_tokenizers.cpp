@@ -132,6 +132,11 @@ TEST(FamilyTokenizers, ByteFallbackAndMetaspacePieces) {
   const Tokenizer tok = Tokenizer::from_model_dir(kFamilies / "llama2");
   EXPECT_EQ(tok.encode("\xE6\x97\xA5"), (Ids{326, 233, 154, 168}));  // "▁" <0xE6> <0x97> <0xA5>
   EXPECT_EQ(tok.token_text(233), "\xE6");
+  // Text lookup (answer tokens) finds the vocabulary's "a" and "▁a", not the fallback <0x61>.
+  EXPECT_EQ(tok.token_text(3 + 0x61), "a");
+  EXPECT_EQ(tok.token_id("a"), 294);
+  EXPECT_EQ(tok.token_id(" a"), 329);
+  EXPECT_EQ(tok.token_id("\xE6"), 233);
   EXPECT_EQ(tok.pretokenize("a b"), std::vector<std::string>{"\xE2\x96\x81" "a\xE2\x96\x81" "b"});
   EXPECT_EQ(tok.pretokenize("<s>a b"),
             (std::vector<std::string>{"<s>", "a\xE2\x96\x81" "b"}));
