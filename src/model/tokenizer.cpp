@@ -975,7 +975,11 @@ void apply_tokenizer_config(Tokenizer::Impl& t, std::string_view text, const std
   if (!root.is_object()) throw InputError(file, "", "must be a JSON object, got " + show(root));
   if (root.contains("bos_token")) t.bos = named_token(t, root["bos_token"], file, "bos_token");
   if (root.contains("eos_token")) t.eos = named_token(t, root["eos_token"], file, "eos_token");
-  t.prepend_bos = flag(root, "add_bos_token", t.prepend_bos, file, "");
+  if (root.contains("add_bos_token") && !root["add_bos_token"].is_null()) {
+    if (!root["add_bos_token"].is_boolean())
+      throw InputError(file, "add_bos_token", "must be true or false, got " + show(root["add_bos_token"]));
+    t.prepend_bos = root["add_bos_token"].get<bool>();
+  }
   if (t.prepend_bos && !t.bos)
     throw InputError(file, "add_bos_token", "is true but the tokenizer has no BOS token (bos_token)");
 }

@@ -268,6 +268,10 @@ TEST(FamilyTokenizersBadInput, BosWantedButNone) {
   config["bos_token"] = "<nope>";
   EXPECT_EQ(error_of(family_json("qwen2"), config.dump()),
             "tokenizer_config.json: bos_token: \"<nope>\" is not a token of the tokenizer");
+  config = json::parse(qwen_config);
+  config["add_bos_token"] = "yes";
+  EXPECT_EQ(error_of(family_json("qwen2"), config.dump()),
+            "tokenizer_config.json: add_bos_token: must be true or false, got \"yes\"");
   const Tokenizer qwen = Tokenizer::from_model_dir(kFamilies / "qwen2");
   EXPECT_FALSE(qwen.prepends_bos());
   EXPECT_THROW(qwen.encode_for_model("hi", true), InputError);
