@@ -258,6 +258,20 @@ TEST(FamilyTokenizersBadInput, UnsupportedNormalizerDecoderAndPostProcessor) {
   EXPECT_NE(error_of(t).find("tokenizer.json: post_processor.type: \"BertProcessing\""), std::string::npos);
 }
 
+// The CLI prints the refusal as one line naming the file and the field, and exits 2.
+TEST(FamilyTokenizersBadInput, CliExitsTwoNamingFileAndField) {
+  fixtures::TempDir dir("tok");
+  const fs::path tiny = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data/tiny-gpt2";
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(tiny / f, dir.path() / f);
+  json t = family_json("llama3");
+  t["model"]["type"] = "Unigram";
+  fixtures::write_text(dir.path() / "tokenizer.json", t.dump());
+  const fixtures::CliResult r = fixtures::run_causeway("logits --model " + dir.path().string() + " --text hi");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.output, "causeway: error: " + (dir.path() / "tokenizer.json").string() +
+                          ": model.type: \"Unigram\" is not supported (BPE only)\n");
+}
+
 TEST(FamilyTokenizersBadInput, BosWantedButNone) {
   const std::string qwen_config = read_all(kFamilies / "qwen2" / "tokenizer_config.json");
   json config = json::parse(qwen_config);
