@@ -113,6 +113,19 @@ void read_decoder_sizes(const json& j, const std::string& src, ModelConfig& c) {
   c.n_positions = required_int(j, "max_position_embeddings", src);
 }
 
+void read_rotary_gated_decoder(const json& j, const std::string& src, ModelConfig& c) {
+  c.model_type = j.at("model_type").get<std::string>();
+  read_decoder_sizes(j, src, c);
+  c.norm = NormKind::RMSNorm;
+  c.layer_norm_epsilon =
+      static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
+  c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
+  c.gated_mlp = true;
+  c.rotary_dim = c.d_head();
+  c.rope_theta = rope_theta(j, src);
+  c.rope_scaling = rope_scaling(j, src);
+}
+
 namespace {
 // transformers 5 moves rope_theta and rope_scaling into one rope_parameters object.
 const json* rope_parameters(const json& j) {

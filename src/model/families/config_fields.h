@@ -38,6 +38,10 @@ std::string activation(const json& v, const std::string& field, const std::strin
 // (absent = hidden_size / heads), intermediate_size, vocab_size, max_position_embeddings.
 void read_decoder_sizes(const json& j, const std::string& src, ModelConfig& c);
 
+// What Llama, Mistral and Qwen share: the decoder sizes, RMSNorm with rms_norm_eps, a gated
+// MLP with hidden_act, rotary on the whole head with rope_theta and rope_scaling.
+void read_rotary_gated_decoder(const json& j, const std::string& src, ModelConfig& c);
+
 // rope_theta (released files) or rope_parameters.rope_theta (what transformers 5 writes).
 double rope_theta(const json& j, const std::string& src);
 // rope_scaling (or rope_parameters): none, "default", or "llama3" with its four factors.

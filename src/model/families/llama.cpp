@@ -11,16 +11,7 @@ using namespace config_fields;
 
 ModelConfig parse_llama_config(const json& j, const std::string& src) {
   ModelConfig c;
-  c.model_type = j.at("model_type").get<std::string>();
-  read_decoder_sizes(j, src, c);
-  c.norm = NormKind::RMSNorm;
-  c.layer_norm_epsilon =
-      static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
-  c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
-  c.gated_mlp = true;
-  c.rotary_dim = c.d_head();
-  c.rope_theta = rope_theta(j, src);
-  c.rope_scaling = rope_scaling(j, src);
+  read_rotary_gated_decoder(j, src, c);
   // Llama's attention_bias puts biases on q, k, v and o alike; Mistral has none.
   c.qkv_bias = c.out_bias = bool_or(j, "attention_bias", src, false);
   c.mlp_bias = bool_or(j, "mlp_bias", src, false);

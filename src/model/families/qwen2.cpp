@@ -11,17 +11,8 @@ using namespace config_fields;
 
 ModelConfig parse_qwen2_config(const json& j, const std::string& src) {
   ModelConfig c;
-  c.model_type = j.at("model_type").get<std::string>();
+  read_rotary_gated_decoder(j, src, c);
   const bool qwen3 = c.model_type == "qwen3";
-  read_decoder_sizes(j, src, c);
-  c.norm = NormKind::RMSNorm;
-  c.layer_norm_epsilon =
-      static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
-  c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
-  c.gated_mlp = true;
-  c.rotary_dim = c.d_head();
-  c.rope_theta = rope_theta(j, src);
-  c.rope_scaling = rope_scaling(j, src);
   c.qkv_bias = qwen3 ? bool_or(j, "attention_bias", src, false) : true;
   c.out_bias = qwen3 && c.qkv_bias;
   c.mlp_bias = false;
