@@ -281,10 +281,12 @@ for ((i = 0; i < 600; i++)); do
   info="$(scontrol -o show job "$id" 2>/dev/null || true)"
   case "$info" in
     *JobState=COMPLETED* | *JobState=FAILED* | *JobState=CANCELLED* | *JobState=TIMEOUT*) break ;;
-    # Slurm holds a requeued job about 2 minutes (BeginTime); let it start now.
+    # Slurm holds a requeued job about 2 minutes (BeginTime); let it start in 3 s. Not at
+    # once: slurmd refuses a credential issued in the same second as the one it revoked at the
+    # requeue ("Job credential revoked"), which fails the job instead of restarting it.
     *JobState=PENDING*Restarts=1*)
       if [ "$released" = 0 ]; then
-        scontrol update JobId="$id" StartTime=now || fail "cannot release requeued job $id"
+        scontrol update JobId="$id" StartTime=now+3 || fail "cannot release requeued job $id"
         released=1
       fi
       ;;
