@@ -1,7 +1,8 @@
 // Grouped-query attention ops (ops_attention_gqa.h): the forward against the TransformerLens
 // 3.9 goldens of every family with rotary attention (scores from hook_rot_q / hook_rot_k,
 // pattern, z from hook_pattern / hook_v, every prompt and layer), and the backward against
-// central differences of a double-precision forward written here.
+// central differences of a double-precision forward written here and, where the gradient
+// goldens allow (they store no clean q, k or v), against TransformerLens autograd.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -146,6 +147,41 @@ TEST_P(AttentionGqaGoldens, ScoresPatternAndZMatchTransformerLens) {
 
 INSTANTIATE_TEST_SUITE_P(Families, AttentionGqaGoldens,
                          ::testing::Values("llama3", "mistral", "qwen2", "gemma2", "gpt_neox"));
+
+// The gradient goldens (TL autograd of a patching metric, batch of 3) store the clean pattern
+// and the gradients at every hook: d_v, summed over each kv group, follows from pattern and
+// d_z; d_scores from pattern and d_pattern (gemma2's layer 0 masks by its window there too).
+TEST_P(AttentionGqaGoldens, ValueAndSoftmaxBackwardMatchTransformerLensGradients) {
+  const std::string family = GetParam();
+  const AttnConfig cfg = read_config(family);
+  const SafetensorsFile f =
+      SafetensorsFile::open(kFamilies / (family + "-gradient-goldens.safetensors"));
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string blk = "blocks." + std::to_string(l) + ".attn.";
+    std::vector<int64_t> ps;
+    const auto pattern = tensor(f, "act.clean." + blk + "hook_pattern", &ps);
+    const auto d_z = tensor(f, "grad.clean." + blk + "hook_z");
+    const auto d_v_ref = tensor(f, "grad.clean." + blk + "hook_v");
+    const auto d_pattern_ref = tensor(f, "grad.clean." + blk + "hook_pattern");
+    const auto d_scores_ref = tensor(f, "grad.clean." + blk + "hook_attn_scores");
+    const int B = static_cast<int>(ps[0]), T = static_cast<int>(ps[2]);
+    ASSERT_EQ(ps[1], cfg.NH);
+    // v itself is not stored; d_v does not depend on it, only d_pattern does (unchecked here).
+    const std::vector<float> v(d_v_ref.size(), 0.0f);
+    std::vector<float> d_pattern(pattern.size()), d_v(d_v_ref.size()), d_scores(pattern.size());
+    cpu::attention_values_gqa_backward(d_pattern.data(), d_v.data(), d_z.data(), pattern.data(),
+                                       v.data(), B, T, cfg.NH, cfg.NKV, cfg.HS);
+    double scale = 0.0;
+    for (float x : d_v_ref) scale = std::max(scale, static_cast<double>(std::abs(x)));
+    ASSERT_GT(scale, 0.0) << family << " " << blk << " all-zero d_v golden";
+    EXPECT_LT(max_diff(d_v, d_v_ref, family + " d_v"), kTolerance * std::max(1.0, scale))
+        << family << " " << blk << " max |d_v| " << scale;
+    cpu::attention_softmax_backward(d_scores.data(), d_pattern_ref.data(), pattern.data(), B,
+                                    cfg.NH, T);
+    EXPECT_LT(max_diff(d_scores, d_scores_ref, family + " d_scores"), kTolerance)
+        << family << " " << blk;
+  }
+}
 
 TEST(AttentionGqaGoldensConfig, FamiliesExerciseGqaCapAndScale) {
   const AttnConfig llama3 = read_config("llama3"), gemma2 = read_config("gemma2");
