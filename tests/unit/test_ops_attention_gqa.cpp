@@ -146,7 +146,8 @@ TEST_P(AttentionGqaGoldens, ScoresPatternAndZMatchTransformerLens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, AttentionGqaGoldens,
-                         ::testing::Values("llama3", "mistral", "qwen2", "gemma2", "gpt_neox"));
+                         ::testing::Values("llama3", "llama2", "mistral", "qwen2", "qwen3", "gemma2",
+                                           "gpt_neox"));
 
 // The gradient goldens (TL autograd of a patching metric, batch of 3) store the clean pattern
 // and the gradients at every hook: d_v, summed over each kv group, follows from pattern and
