@@ -1,10 +1,17 @@
-// The op set of a GPT-2 forward and its backward.
+// The op set of a transformer forward and its backward (GPT-2's here, the other families'
+// in the headers included below).
 // Shape letters: N = rows (B*T), B = batch, T = positions, C = d_model, NH = heads,
 // HS = d_head, OC/IC = out/in features, V = vocab. All tensors are row-major fp32.
 // The CUDA backend provides the same names and signatures in namespace causeway::cuda.
 #pragma once
 
 #include <cstdint>
+
+// The ops of the other model families (issue 11): rotary embeddings, RMSNorm, gated MLPs,
+// soft-capping, grouped-query and sliding-window attention.
+#include "backend/ops_attention_gqa.h"
+#include "backend/ops_norms_gated.h"
+#include "backend/ops_rotary.h"
 
 namespace causeway::cpu {
 
