@@ -1,5 +1,8 @@
 #include "cli/fault_hooks.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <stdexcept>
@@ -28,5 +31,19 @@ void fault_point(const char* stage, int rank) {
 int fault_sleep_per_item_ms() { return env_int("CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS", 0); }
 
 int fault_nonfinite_pair() { return env_int("CAUSEWAY_FAULT_NONFINITE_PAIR", -1); }
+
+void fault_kill_after_items(int64_t items_done) {
+  const int n = env_int("CAUSEWAY_FAULT_KILL_AFTER_ITEMS", 0);
+  if (n > 0 && items_done >= n) ::kill(::getpid(), SIGKILL);
+}
+
+void fault_kill_during_layout() {
+  if (env_int("CAUSEWAY_FAULT_KILL_DURING_LAYOUT", 0)) ::kill(::getpid(), SIGKILL);
+}
+
+void fault_sleep_after_layout() {
+  if (const int ms = env_int("CAUSEWAY_FAULT_SLEEP_AFTER_LAYOUT_MS", 0); ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 }  // namespace causeway::cli

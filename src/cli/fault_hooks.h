@@ -6,12 +6,20 @@
 //   CAUSEWAY_FAULT_STALL_AT=STAGE, CAUSEWAY_FAULT_STALL_ON_RANK=R: rank R hangs at STAGE
 //   CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS=N: every work item takes N ms longer
 //   CAUSEWAY_FAULT_NONFINITE_PAIR=P: pair P's results come out NaN (its first cell of each item)
+//   CAUSEWAY_FAULT_KILL_AFTER_ITEMS=N: a rank dies by SIGKILL after N items (a node failure)
+//   CAUSEWAY_FAULT_KILL_DURING_LAYOUT=1: rank 0 dies by SIGKILL in the middle of the file layout
+//   CAUSEWAY_FAULT_SLEEP_AFTER_LAYOUT_MS=N: rank 0 holds the laid-out file N ms (a long job)
 #pragma once
+
+#include <cstdint>
 
 namespace causeway::cli {
 
 void fault_point(const char* stage, int rank);
 int fault_sleep_per_item_ms();
 int fault_nonfinite_pair();  // -1 when unset
+void fault_kill_after_items(int64_t items_done);
+void fault_kill_during_layout();
+void fault_sleep_after_layout();
 
 }  // namespace causeway::cli

@@ -409,10 +409,9 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   try {
     ResultStore store = ResultStore::create_staged(c.output);
     store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
-  write_resume_identity(store.file(), identity_of(job));
+    write_resume_identity(store.file(), identity_of(job));
     store.write_data(job.data, job.tok.get());
-    // Test hook for the layout-kill test: die like a node failure in the middle of the layout.
-    if (std::getenv("CAUSEWAY_FAULT_KILL_DURING_LAYOUT")) ::kill(::getpid(), SIGKILL);
+    fault_kill_during_layout();
     for (const ExperimentLayout& l : job.layouts) store.create_experiment(l);
     store.create_activations(job.activations, static_cast<int>(job.data.pairs.size()),
                              job.activations.empty() ? 0 : job.plan.items_of(job.n_experiments()),
@@ -528,8 +527,6 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
   world.barrier();
   const Communicator dp(job.topo.dp_comm);
   std::unique_ptr<Scheduler> sched = make_scheduler(job.schedule, dp, done);
-  // Test hook for the resume test: end this rank abruptly after N items, like a node failure.
-  const char* kill_after = std::getenv("CAUSEWAY_FAULT_KILL_AFTER_ITEMS");
   std::vector<std::unique_ptr<SweepEngine>> runners(job.n_experiments());
   std::vector<SweepBaselines> baselines(job.n_experiments());
   std::vector<float> effect;
@@ -564,7 +561,7 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
       const int64_t now_done = finished.fetch_add(1) + 1;
       log.debug(describe(job, it) + " done in " + std::to_string(secs) + " s");
       if (world.rank() == 0) log.progress(now_done, total);
-      if (kill_after && stats.items >= std::atoll(kill_after)) ::kill(::getpid(), SIGKILL);
+      fault_kill_after_items(stats.items);
     }
     fault_point("after_work", world.rank());
   } catch (const Stopped&) {
@@ -736,9 +733,7 @@ int run_job(const RunOptions& o) {
       lock = std::make_unique<OutputLock>(job.cfg.output);
       if (!lock->warning().empty()) std::fprintf(stderr, "causeway: warning: %s\n", lock->warning().c_str());
       done = prepare_file(job, o, log);
-      // Test hook for the lock test: hold the laid-out file a while, like a long job.
-      if (const char* ms = std::getenv("CAUSEWAY_FAULT_SLEEP_AFTER_LAYOUT_MS"))
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms)));
+      fault_sleep_after_layout();
     });
     world.broadcast(done);
     log.info("causeway run: " + std::to_string(job.data.pairs.size()) + " pairs, " +
