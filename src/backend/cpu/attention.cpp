@@ -9,29 +9,12 @@
 
 namespace causeway::cpu {
 
-CAUSEWAY_SIMD_CLONES
+// GPT-2's attention is grouped-query attention with one key/value head per head, the
+// 1/sqrt(d_head) scale, no soft-cap and no window: one kernel serves both.
 void attention_scores_forward(float* scores, const float* q, const float* k, int B, int T,
                               int NH, int HS, int q_begin) {
-  const int64_t C = static_cast<int64_t>(NH) * HS;
-  const int Tq = T - q_begin;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for collapse(3) schedule(static)
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < NH; ++h)
-      for (int i = 0; i < Tq; ++i) {
-        const int t = q_begin + i;  // the query's position
-        const float* qt = q + (static_cast<int64_t>(b) * Tq + i) * C + h * HS;
-        float* row = scores + ((static_cast<int64_t>(b) * NH + h) * Tq + i) * T;
-        for (int s = 0; s <= t; ++s) {
-          const float* ks = k + (static_cast<int64_t>(b) * T + s) * C + h * HS;
-          float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-          for (int j = 0; j < HS; ++j) dot += qt[j] * ks[j];
-          row[s] = dot * scale;
-        }
-        for (int s = t + 1; s < T; ++s) row[s] = neg_inf;
-      }
+  attention_scores_gqa_forward(scores, q, k, B, T, NH, NH, HS,
+                               1.0f / std::sqrt(static_cast<float>(HS)), 0.0f, 0, q_begin);
 }
 
 CAUSEWAY_SIMD_CLONES
@@ -63,28 +46,9 @@ void attention_softmax_forward(float* pattern, const float* scores, int B, int N
   }
 }
 
-CAUSEWAY_SIMD_CLONES
 void attention_values_forward(float* z, const float* pattern, const float* v, int B, int T,
                               int NH, int HS, int q_begin) {
-  const int64_t C = static_cast<int64_t>(NH) * HS;
-  const int Tq = T - q_begin;
-#pragma omp parallel for collapse(3) schedule(static)
-  for (int b = 0; b < B; ++b)
-    for (int i = 0; i < Tq; ++i)
-      for (int h = 0; h < NH; ++h) {
-        const float* p = pattern + ((static_cast<int64_t>(b) * NH + h) * Tq + i) * T;
-        float* zt = z + (static_cast<int64_t>(b) * Tq + i) * C + h * HS;
-#pragma omp simd
-        for (int j = 0; j < HS; ++j) zt[j] = 0.0f;
-        // A hook may have put weight on future keys; honour it rather than assume causality.
-        for (int s = 0; s < T; ++s) {
-          const float w = p[s];
-          if (w == 0.0f) continue;
-          const float* vs = v + (static_cast<int64_t>(b) * T + s) * C + h * HS;
-#pragma omp simd
-          for (int j = 0; j < HS; ++j) zt[j] += w * vs[j];
-        }
-      }
+  attention_values_gqa_forward(z, pattern, v, B, T, NH, NH, HS, q_begin);
 }
 
 }  // namespace causeway::cpu

@@ -67,6 +67,7 @@ void attention_values_gqa_forward(float* z, const float* pattern, const float* v
         const float* vb = v + static_cast<int64_t>(b) * T * Ckv + (h / group) * HS;
 #pragma omp simd
         for (int j = 0; j < HS; ++j) zt[j] = 0.0f;
+        // A hook may have put weight on future keys; honour it rather than assume causality.
         for (int s = 0; s < T; ++s) {
           const float w = p[s];
           if (w == 0.0f) continue;
