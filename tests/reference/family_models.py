@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 import family_tokenizers as ft
+import reference_models as rm
 
 SEED = 0
 
@@ -493,16 +494,5 @@ def to_hooked_transformer(fam: Family, hf_model, ckpt: str):
         model = HookedTransformer(cfg, tokenizer=None, move_to_device=True)
     fn, sd = convert_weights(fam, hf_model, cfg)
     sd = {k: v.detach().clone().float() for k, v in sd.items()}
-    model.load_and_process_state_dict(
-        sd,
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        fold_value_biases=False,
-        refactor_factored_attn_matrices=False,
-    )
-    model.eval()
-    own = model.state_dict()
-    for k, v in sd.items():
-        assert torch.equal(own[k], v), f"weight {k} changed on load"
+    rm.load_unprocessed(model, sd)
     return model, derived, f"{fn.__module__}.{fn.__name__}"

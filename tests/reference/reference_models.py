@@ -333,6 +333,25 @@ def _import_hooked_transformer():
     return HookedTransformer, HookedTransformerConfig, convert_gpt2_weights
 
 
+def load_unprocessed(model, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Loads converted weights into a HookedTransformer with every TransformerLens processing
+    step off (hooks then equal the unprocessed model's), checks that each tensor landed
+    unchanged, and returns the model's state dict."""
+    model.load_and_process_state_dict(
+        state_dict,
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+        refactor_factored_attn_matrices=False,
+    )
+    model.eval()
+    own = model.state_dict()
+    for k, v in state_dict.items():
+        assert torch.equal(own[k], v), f"weight {k} changed on load"
+    return own
+
+
 def to_hooked_transformer(hf_model, check_tokens: Optional[torch.Tensor] = None, atol: float = 1e-4):
     """A TransformerLens HookedTransformer with the same weights as hf_model, no hub access.
 
@@ -376,20 +395,7 @@ def to_hooked_transformer(hf_model, check_tokens: Optional[torch.Tensor] = None,
         model = HookedTransformer(cfg, tokenizer=None, move_to_device=True)
     state_dict = convert_gpt2_weights(hf_model, cfg)
     state_dict = {k: v.detach().clone() for k, v in state_dict.items()}
-    model.load_and_process_state_dict(
-        state_dict,
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        fold_value_biases=False,
-        refactor_factored_attn_matrices=False,
-    )
-    model.eval()
-
-    # Every converted tensor landed unchanged (no processing happened).
-    own = model.state_dict()
-    for k, v in state_dict.items():
-        assert torch.equal(own[k], v), f"weight {k} changed on load"
+    own = load_unprocessed(model, state_dict)
     # unembed.b_U is not in GPT-2 (convert_gpt2_weights omits it): filled with zeros.
     if "unembed.b_U" in own:
         assert torch.count_nonzero(own["unembed.b_U"]) == 0
