@@ -6,28 +6,22 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <functional>
-#include <fstream>
 #include <limits>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "backend/ops.h"
 #include "backend/ops_attention_gqa.h"
-#include "model/safetensors.h"
+#include "family_goldens.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kFamilies =
-    std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data/families";
 constexpr double kTolerance = 1e-4;
+
+using fixtures::FamilyGoldens;
 
 // Attention settings of one family and layer, from the TL config the goldens were made with.
 struct AttnConfig {
@@ -37,9 +31,8 @@ struct AttnConfig {
 };
 
 AttnConfig read_config(const std::string& family) {
-  std::ifstream in(kFamilies / (family + "-goldens.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
-  const nlohmann::json& c = j.at("transformer_lens").at("config_as_derived");
+  const FamilyGoldens goldens(family);
+  const nlohmann::json& c = goldens.json().at("transformer_lens").at("config_as_derived");
   AttnConfig a{};
   a.n_layers = c.at("n_layers").get<int>();
   a.NH = c.at("n_heads").get<int>();
@@ -56,16 +49,6 @@ AttnConfig read_config(const std::string& family) {
       if (c.at("attn_types").at(l).get<std::string>() == "local")
         a.window[l] = c.at("window_size").get<int>();
   return a;
-}
-
-std::vector<float> tensor(const SafetensorsFile& f, const std::string& name,
-                          std::vector<int64_t>* shape = nullptr) {
-  const TensorInfo* info = f.find(name);
-  if (!info) throw std::runtime_error("golden '" + name + "' missing");
-  std::vector<float> out((info->end - info->begin) / sizeof(float));
-  std::memcpy(out.data(), f.data(*info), info->end - info->begin);
-  if (shape) *shape = info->shape;
-  return out;
 }
 
 // Largest |a - b| where both are finite; elsewhere they must be equal (-inf masks).
@@ -85,21 +68,22 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b, const 
 class AttentionGqaGoldens : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AttentionGqaGoldens, ScoresPatternAndZMatchTransformerLens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   const std::string family = GetParam();
   const AttnConfig cfg = read_config(family);
-  const SafetensorsFile f = SafetensorsFile::open(kFamilies / (family + "-goldens.safetensors"));
+  const FamilyGoldens f(family);
   int checked = 0, window_masked = 0;
-  for (int p = 0; f.find("single." + std::to_string(p) + ".tokens"); ++p)
+  for (int p = 0; f.has("single." + std::to_string(p) + ".tokens"); ++p)
     for (int l = 0; l < cfg.n_layers; ++l) {
       const std::string pre =
           "single." + std::to_string(p) + ".blocks." + std::to_string(l) + ".attn.";
-      std::vector<int64_t> qs, ks;
-      const auto q = tensor(f, pre + "hook_rot_q", &qs);
-      const auto k = tensor(f, pre + "hook_rot_k", &ks);
-      const auto v = tensor(f, pre + "hook_v");
-      const auto scores_ref = tensor(f, pre + "hook_attn_scores");
-      const auto pattern_ref = tensor(f, pre + "hook_pattern");
-      const auto z_ref = tensor(f, pre + "hook_z");
+      const auto qs = f.shape(pre + "hook_rot_q"), ks = f.shape(pre + "hook_rot_k");
+      const auto q = f.floats(pre + "hook_rot_q");
+      const auto k = f.floats(pre + "hook_rot_k");
+      const auto v = f.floats(pre + "hook_v");
+      const auto scores_ref = f.floats(pre + "hook_attn_scores");
+      const auto pattern_ref = f.floats(pre + "hook_pattern");
+      const auto z_ref = f.floats(pre + "hook_z");
       const int T = static_cast<int>(qs[0]);
       ASSERT_EQ(qs[1], cfg.NH);
       ASSERT_EQ(ks[1], cfg.NKV);
@@ -153,18 +137,18 @@ INSTANTIATE_TEST_SUITE_P(Families, AttentionGqaGoldens,
 // and the gradients at every hook: d_v, summed over each kv group, follows from pattern and
 // d_z; d_scores from pattern and d_pattern (gemma2's layer 0 masks by its window there too).
 TEST_P(AttentionGqaGoldens, ValueAndSoftmaxBackwardMatchTransformerLensGradients) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   const std::string family = GetParam();
   const AttnConfig cfg = read_config(family);
-  const SafetensorsFile f =
-      SafetensorsFile::open(kFamilies / (family + "-gradient-goldens.safetensors"));
+  const FamilyGoldens f(family, "gradient");
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string blk = "blocks." + std::to_string(l) + ".attn.";
-    std::vector<int64_t> ps;
-    const auto pattern = tensor(f, "act.clean." + blk + "hook_pattern", &ps);
-    const auto d_z = tensor(f, "grad.clean." + blk + "hook_z");
-    const auto d_v_ref = tensor(f, "grad.clean." + blk + "hook_v");
-    const auto d_pattern_ref = tensor(f, "grad.clean." + blk + "hook_pattern");
-    const auto d_scores_ref = tensor(f, "grad.clean." + blk + "hook_attn_scores");
+    const auto ps = f.shape("act.clean." + blk + "hook_pattern");
+    const auto pattern = f.floats("act.clean." + blk + "hook_pattern");
+    const auto d_z = f.floats("grad.clean." + blk + "hook_z");
+    const auto d_v_ref = f.floats("grad.clean." + blk + "hook_v");
+    const auto d_pattern_ref = f.floats("grad.clean." + blk + "hook_pattern");
+    const auto d_scores_ref = f.floats("grad.clean." + blk + "hook_attn_scores");
     const int B = static_cast<int>(ps[0]), T = static_cast<int>(ps[2]);
     ASSERT_EQ(ps[1], cfg.NH);
     // v itself is not stored; d_v does not depend on it, only d_pattern does (unchecked here).
@@ -185,6 +169,7 @@ TEST_P(AttentionGqaGoldens, ValueAndSoftmaxBackwardMatchTransformerLensGradients
 }
 
 TEST(AttentionGqaGoldensConfig, FamiliesExerciseGqaCapAndScale) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   const AttnConfig llama3 = read_config("llama3"), gemma2 = read_config("gemma2");
   EXPECT_LT(llama3.NKV, llama3.NH);
   EXPECT_GT(gemma2.softcap, 0.0f);

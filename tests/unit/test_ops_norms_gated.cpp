@@ -5,39 +5,21 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/ops_norms_gated.h"
-#include "model/safetensors.h"
+#include "family_goldens.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kFamilies =
-    std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data/families";
 constexpr double kGoldenTolerance = 1e-4;
 
-// fp32 tensors of one safetensors file, by name.
-class Floats {
- public:
-  explicit Floats(const std::filesystem::path& path) : file_(SafetensorsFile::open(path)) {}
-  bool has(const std::string& name) const { return file_.find(name) != nullptr; }
-  std::vector<float> get(const std::string& name) const {
-    const TensorInfo* info = file_.find(name);
-    if (!info) throw std::runtime_error("tensor '" + name + "' missing in " + file_.path());
-    std::vector<float> out((info->end - info->begin) / sizeof(float));
-    std::memcpy(out.data(), file_.data(*info), info->end - info->begin);
-    return out;
-  }
-
- private:
-  SafetensorsFile file_;
-};
+using fixtures::FamilyGoldens;
+using fixtures::GoldenTensors;
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -72,13 +54,13 @@ struct Family {
 // the hook that feeds it, the weighted output where a stored hook (or a linear map of it) shows
 // it, and mlp.hook_post from hook_pre (gate) and hook_pre_linear (up).
 void check_family(const Family& fam) {
-  const Floats gold(kFamilies / (std::string(fam.name) + "-goldens.safetensors"));
-  const Floats weights(kFamilies / fam.name / "model.safetensors");
+  const FamilyGoldens gold(fam.name);
+  const GoldenTensors weights = fixtures::family_weights(fam.name);
   const int C = 32, n_layer = 2;
   const GatedActivation act = fam.gemma ? GatedActivation::kGeluTanh : GatedActivation::kSilu;
   // Gemma stores w - 1; TL's converter (and causeway's loader) add the 1.
   auto norm_weight = [&](const std::string& hf) {
-    auto w = weights.get(hf);
+    auto w = weights.floats(hf);
     if (fam.gemma)
       for (float& v : w) v += 1.0f;
     return w;
@@ -95,17 +77,17 @@ void check_family(const Family& fam) {
       const int64_t N = static_cast<int64_t>(inp.size()) / C;
       std::vector<float> scale(N), normalized(inp.size()), out(inp.size());
       cpu::rmsnorm_stats(scale.data(), inp.data(), N, C, fam.eps);
-      EXPECT_LE(max_abs_diff(scale, gold.get(p + ln + ".hook_scale")), kGoldenTolerance)
+      EXPECT_LE(max_abs_diff(scale, gold.floats(p + ln + ".hook_scale")), kGoldenTolerance)
           << p << ln << ".hook_scale";
       cpu::rmsnorm_apply(normalized.data(), inp.data(), scale.data(), nullptr, N, C);
-      EXPECT_LE(max_abs_diff(normalized, gold.get(p + ln + ".hook_normalized")),
+      EXPECT_LE(max_abs_diff(normalized, gold.floats(p + ln + ".hook_normalized")),
                 kGoldenTolerance)
           << p << ln << ".hook_normalized";
       checks += 2;
       if (expect.empty()) return;
       const auto w = norm_weight(hf_w);
       cpu::rmsnorm_apply(out.data(), inp.data(), scale.data(), w.data(), N, C);
-      EXPECT_LE(max_abs_diff(map ? map(out) : out, gold.get(p + expect)), kGoldenTolerance)
+      EXPECT_LE(max_abs_diff(map ? map(out) : out, gold.floats(p + expect)), kGoldenTolerance)
           << p << ln << " weighted output vs " << expect;
       ++checks;
     };
@@ -113,11 +95,11 @@ void check_family(const Family& fam) {
       const std::string b = "blocks." + std::to_string(L) + ".";
       const std::string hf = "model.layers." + std::to_string(L) + ".";
       // ln1 reads resid_pre; its weighted output is what q_proj sees (hook_q = out @ Wq^T + bq).
-      norm(b + "ln1", gold.get(p + b + "hook_resid_pre"), hf + "input_layernorm.weight",
+      norm(b + "ln1", gold.floats(p + b + "hook_resid_pre"), hf + "input_layernorm.weight",
            b + "attn.hook_q", [&](const std::vector<float>& out) {
-             auto q = linear(out, weights.get(hf + "self_attn.q_proj.weight"), C);
+             auto q = linear(out, weights.floats(hf + "self_attn.q_proj.weight"), C);
              if (weights.has(hf + "self_attn.q_proj.bias")) {
-               const auto bias = weights.get(hf + "self_attn.q_proj.bias");
+               const auto bias = weights.floats(hf + "self_attn.q_proj.bias");
                for (size_t i = 0; i < q.size(); ++i) q[i] += bias[i % bias.size()];
              }
              return q;
@@ -126,14 +108,14 @@ void check_family(const Family& fam) {
       // feeds the gate projection (hook_pre).
       const std::string ln2_w = fam.gemma ? "pre_feedforward_layernorm.weight"
                                           : "post_attention_layernorm.weight";
-      norm(b + "ln2", gold.get(p + b + "hook_resid_mid"), hf + ln2_w, b + "mlp.hook_pre",
+      norm(b + "ln2", gold.floats(p + b + "hook_resid_mid"), hf + ln2_w, b + "mlp.hook_pre",
            [&](const std::vector<float>& out) {
-             return linear(out, weights.get(hf + "mlp.gate_proj.weight"), C);
+             return linear(out, weights.floats(hf + "mlp.gate_proj.weight"), C);
            });
       if (fam.gemma) {
         // ln1_post reads the attention output before it: the sum of hook_result over heads
         // (no o-bias), and gives hook_attn_out.
-        const auto result = gold.get(p + b + "attn.hook_result");  // (T, H, C)
+        const auto result = gold.floats(p + b + "attn.hook_result");  // (T, H, C)
         const size_t T = result.size() / (4 * C);
         std::vector<float> attn(T * C, 0.0f);
         for (size_t t = 0; t < T; ++t)
@@ -142,22 +124,22 @@ void check_family(const Family& fam) {
         norm(b + "ln1_post", attn, hf + "post_attention_layernorm.weight", b + "hook_attn_out",
              nullptr);
         // ln2_post reads the MLP output before it (hook_post @ down_proj^T), gives hook_mlp_out.
-        const auto mlp = linear(gold.get(p + b + "mlp.hook_post"),
-                                weights.get(hf + "mlp.down_proj.weight"), 64);
+        const auto mlp = linear(gold.floats(p + b + "mlp.hook_post"),
+                                weights.floats(hf + "mlp.down_proj.weight"), 64);
         norm(b + "ln2_post", mlp, hf + "post_feedforward_layernorm.weight", b + "hook_mlp_out",
              nullptr);
       }
       // mlp.hook_post = act(hook_pre) * hook_pre_linear: hook_pre is the gate.
-      const auto gate = gold.get(p + b + "mlp.hook_pre");
-      const auto up = gold.get(p + b + "mlp.hook_pre_linear");
+      const auto gate = gold.floats(p + b + "mlp.hook_pre");
+      const auto up = gold.floats(p + b + "mlp.hook_pre_linear");
       std::vector<float> post(gate.size());
       cpu::gated_forward(post.data(), gate.data(), up.data(), static_cast<int64_t>(gate.size()),
                          act);
-      EXPECT_LE(max_abs_diff(post, gold.get(p + b + "mlp.hook_post")), kGoldenTolerance)
+      EXPECT_LE(max_abs_diff(post, gold.floats(p + b + "mlp.hook_post")), kGoldenTolerance)
           << p << b << "mlp.hook_post";
       ++checks;
     }
-    norm("ln_final", gold.get(p + "blocks." + std::to_string(n_layer - 1) + ".hook_resid_post"),
+    norm("ln_final", gold.floats(p + "blocks." + std::to_string(n_layer - 1) + ".hook_resid_post"),
          "model.norm.weight", "unembed.hook_in", nullptr);
   }
   EXPECT_GE(prompts, 3) << fam.name;
@@ -165,19 +147,29 @@ void check_family(const Family& fam) {
   EXPECT_EQ(checks, prompts * (n_layer * (7 + (fam.gemma ? 6 : 0)) + 3)) << fam.name;
 }
 
-TEST(OpsNormsGated, Llama3GoldensMatchTransformerLens) { check_family({"llama3", false, 1e-5f}); }
-TEST(OpsNormsGated, Qwen2GoldensMatchTransformerLens) { check_family({"qwen2", false, 1e-6f}); }
-TEST(OpsNormsGated, Gemma2GoldensMatchTransformerLens) { check_family({"gemma2", true, 1e-6f}); }
+TEST(OpsNormsGated, Llama3GoldensMatchTransformerLens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+  check_family({"llama3", false, 1e-5f});
+}
+TEST(OpsNormsGated, Qwen2GoldensMatchTransformerLens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+  check_family({"qwen2", false, 1e-6f});
+}
+TEST(OpsNormsGated, Gemma2GoldensMatchTransformerLens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+  check_family({"gemma2", true, 1e-6f});
+}
 
 // The goldens must tell the activations apart, or the gated test above would pass either way.
 TEST(OpsNormsGated, GoldensRejectTheOtherActivation) {
-  const Floats gold(kFamilies / "gemma2-goldens.safetensors");
-  const auto gate = gold.get("single.0.blocks.0.mlp.hook_pre");
-  const auto up = gold.get("single.0.blocks.0.mlp.hook_pre_linear");
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+  const FamilyGoldens gold("gemma2");
+  const auto gate = gold.floats("single.0.blocks.0.mlp.hook_pre");
+  const auto up = gold.floats("single.0.blocks.0.mlp.hook_pre_linear");
   std::vector<float> post(gate.size());
   cpu::gated_forward(post.data(), gate.data(), up.data(), static_cast<int64_t>(gate.size()),
                      GatedActivation::kSilu);
-  EXPECT_GT(max_abs_diff(post, gold.get("single.0.blocks.0.mlp.hook_post")),
+  EXPECT_GT(max_abs_diff(post, gold.floats("single.0.blocks.0.mlp.hook_post")),
             100 * kGoldenTolerance);
 }
 

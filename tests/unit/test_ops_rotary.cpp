@@ -5,23 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "backend/ops_rotary.h"
-#include "model/safetensors.h"
+#include "family_goldens.h"
 
 namespace causeway {
 namespace {
 
-const std::filesystem::path kFamilies =
-    std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data/families";
+using fixtures::FamilyGoldens;
 
 std::vector<float> random_vector(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -206,10 +200,9 @@ struct RopeFamily {
 };
 
 // The rotary settings as TransformerLens derived them (goldens JSON, config_as_derived).
-RopeFamily read_family(const std::string& family) {
-  std::ifstream in(kFamilies / (family + "-goldens.json"));
-  const auto j = nlohmann::json::parse(in);
-  const auto& c = j.at("transformer_lens").at("config_as_derived");
+RopeFamily read_family(const FamilyGoldens& goldens) {
+  const std::string& family = goldens.family();
+  const auto& c = goldens.json().at("transformer_lens").at("config_as_derived");
   EXPECT_FALSE(c.at("rotary_adjacent_pairs").get<bool>()) << family;
   EXPECT_FALSE(c.at("use_dynamic_ntk_rope").get<bool>()) << family;
   EXPECT_FALSE(c.at("use_yarn_rope").get<bool>()) << family;
@@ -233,35 +226,25 @@ RopeFamily read_family(const std::string& family) {
   return f;
 }
 
-std::vector<float> read_tensor(const SafetensorsFile& file, const std::string& name,
-                               std::vector<int64_t>* shape) {
-  const TensorInfo* info = file.find(name);
-  if (!info) throw std::runtime_error("golden '" + name + "' missing");
-  std::vector<float> out((info->end - info->begin) / sizeof(float));
-  std::memcpy(out.data(), file.data(*info), info->end - info->begin);
-  *shape = info->shape;
-  return out;
-}
-
 // For every prompt and layer: hook_rot_q = rotary(hook_q), hook_rot_k = rotary(hook_k) at
 // positions 0..T-1; the rows from T/2 on, rotated alone with their own positions (as the
 // patching engine recomputes them), equal those rows; and RoPE moved the values (so the
 // comparison is not passed by the identity).
 void check_family(const std::string& family, int expected_rotary_dim, int* checked) {
   SCOPED_TRACE(family);
-  const RopeFamily f = read_family(family);
+  const FamilyGoldens file(family);
+  const RopeFamily f = read_family(file);
   ASSERT_EQ(f.rotary_dim, expected_rotary_dim);
-  const SafetensorsFile file = SafetensorsFile::open(kFamilies / (family + "-goldens.safetensors"));
-  for (int p = 0; file.find("single." + std::to_string(p) + ".tokens"); ++p) {
+  for (int p = 0; file.has("single." + std::to_string(p) + ".tokens"); ++p) {
     for (int L = 0; L < f.n_layers; ++L) {
       for (const char* qk : {"q", "k"}) {
         const std::string pre = "single." + std::to_string(p) + ".blocks." + std::to_string(L) +
                                 ".attn.hook_";
         SCOPED_TRACE(pre + qk);
-        std::vector<int64_t> shape, rot_shape;
-        const auto x = read_tensor(file, pre + qk, &shape);
-        const auto golden = read_tensor(file, pre + "rot_" + qk, &rot_shape);
-        ASSERT_EQ(shape, rot_shape);
+        const auto x = file.floats(pre + qk);
+        const auto golden = file.floats(pre + "rot_" + qk);
+        const auto shape = file.shape(pre + qk);
+        ASSERT_EQ(shape, file.shape(pre + "rot_" + qk));
         ASSERT_EQ(shape.size(), 3u);
         const int T = static_cast<int>(shape[0]), NH = static_cast<int>(shape[1]);
         const int HS = static_cast<int>(shape[2]);
@@ -292,24 +275,28 @@ void check_family(const std::string& family, int expected_rotary_dim, int* check
 }
 
 TEST(RotaryOps, Llama3GoldensNtkByPartsScaling) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   int checked = 0;
   check_family("llama3", 8, &checked);
   EXPECT_EQ(checked, 3 * 2 * 2);
 }
 
 TEST(RotaryOps, GptNeoxGoldensPartialRotary) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   int checked = 0;
   check_family("gpt_neox", 4, &checked);
   EXPECT_EQ(checked, 3 * 2 * 2);
 }
 
 TEST(RotaryOps, Qwen2Goldens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   int checked = 0;
   check_family("qwen2", 8, &checked);
   EXPECT_EQ(checked, 3 * 2 * 2);
 }
 
 TEST(RotaryOps, MistralGoldens) {
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
   int checked = 0;
   check_family("mistral", 16, &checked);
   EXPECT_EQ(checked, 3 * 2 * 2);
@@ -317,14 +304,15 @@ TEST(RotaryOps, MistralGoldens) {
 
 // The llama3 goldens only pass with the scaling applied: unscaled frequencies miss them.
 TEST(RotaryOps, Llama3GoldensRejectUnscaledFrequencies) {
-  const RopeFamily f = read_family("llama3");
+  CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+  const FamilyGoldens file("llama3");
+  const RopeFamily f = read_family(file);
   std::vector<float> plain(f.rotary_dim / 2);
   cpu::rotary_inv_freq(plain.data(), f.rotary_dim, 500000.0);
   ASSERT_NE(plain, f.inv_freq);
-  const SafetensorsFile file = SafetensorsFile::open(kFamilies / "llama3-goldens.safetensors");
-  std::vector<int64_t> shape;
-  const auto x = read_tensor(file, "single.0.blocks.0.attn.hook_q", &shape);
-  const auto golden = read_tensor(file, "single.0.blocks.0.attn.hook_rot_q", &shape);
+  const auto x = file.floats("single.0.blocks.0.attn.hook_q");
+  const auto golden = file.floats("single.0.blocks.0.attn.hook_rot_q");
+  const auto shape = file.shape("single.0.blocks.0.attn.hook_rot_q");
   const int T = static_cast<int>(shape[0]);
   std::vector<int32_t> pos(T);
   for (int t = 0; t < T; ++t) pos[t] = t;
