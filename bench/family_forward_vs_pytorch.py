@@ -128,17 +128,19 @@ def worker_pytorch(model_dir: pathlib.Path, dtype: str, threads: int, batch: int
         str(model_dir), dtype=getattr(torch, DTYPES[dtype][0])).eval()
     load_s = time.perf_counter() - t0
     ids = torch.tensor(token_ids(batch, seq, model.config.vocab_size))
-    times = []
+    times, cpu_times = [], []
     with torch.inference_mode():
         model(input_ids=ids)  # warm-up: allocator, oneDNN kernels, page faults
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             logits = model(input_ids=ids).logits
+            cpu_times.append(time.process_time() - c0)
             times.append(time.perf_counter() - t0)
     if not torch.isfinite(logits).all():
         sys.exit(f"PyTorch {dtype}: non-finite logits")
     median = statistics.median(times)
     print(json.dumps(dict(load_s=load_s, median_s=median, times_s=times,
+                          cpu_median_s=statistics.median(cpu_times),
                           tokens_per_s=batch * seq / median, peak_rss_kib=vm_hwm_kib(),
                           attn=model.config._attn_implementation, torch=torch.__version__)))
 
@@ -192,11 +194,11 @@ def run_pytorch(args, dtype, threads):
         raise NotAvailable(lines[-1] if lines else f"exit status {out.returncode}")  # the exception
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return dict(tokens_per_s=r["tokens_per_s"], peak_rss_gib=r["peak_rss_kib"] / 2**20,
-                note=f"load {r['load_s']:.1f} s, forwards {', '.join(f'{t:.2f}' for t in r['times_s'])} s")
+                cpu_s=r["cpu_median_s"], note=f"load {r['load_s']:.1f} s, forwards {', '.join(f'{t:.2f}' for t in r['times_s'])} s")
 
 
 def timed(cmd, env):
-    """(wall seconds, peak RSS KiB, stdout) of cmd under /usr/bin/time -v."""
+    """(wall seconds, peak RSS KiB, stdout, CPU seconds) of cmd under /usr/bin/time -v."""
     t0 = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -204,7 +206,8 @@ def timed(cmd, env):
         err = out.stderr.split("\tCommand being timed:")[0]
         raise NotAvailable(first_line(err) if err.strip() else f"exit status {out.returncode}")
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
-    return wall, int(m.group(1)) if m else 0, out.stdout
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", out.stderr))
+    return wall, int(m.group(1)) if m else 0, out.stdout, cpu
 
 
 def dtype_flag(args, binary, dtype):
@@ -221,9 +224,10 @@ def dtype_flag(args, binary, dtype):
 def run_causeway_bench(args, bench, model_dir, threads, extra):
     cmd = [str(bench), "--model", str(model_dir), "--batch", str(args.batch), "--seq",
            str(args.seq), "--threads", str(threads), "--repeats", str(args.repeats)] + extra
-    _, rss_kib, stdout = timed(cmd, thread_env(threads))
+    _, rss_kib, stdout, _ = timed(cmd, thread_env(threads))
     r = json.loads(stdout.strip().splitlines()[-1])
     return dict(tokens_per_s=r["tokens_per_s"], peak_rss_gib=rss_kib / 2**20,
+                cpu_s=r.get("cpu_median_s", float("nan")),
                 note=f"causeway_bench_forward: load {r['load_s']:.1f} s, median {r['median_s']:.2f} s")
 
 
@@ -239,19 +243,21 @@ def run_causeway_logits(args, binary, model_dir, threads, extra):
                 ",".join(map(str, tokens)), "--threads", str(threads), "--top", "1"] + extra
 
     timed(cmd(ids), env)  # warm-up: the checkpoint into the page cache
-    full, rss = [], 0
+    full, full_cpu, rss = [], [], 0
     for _ in range(args.repeats):
-        wall, peak, _ = timed(cmd(ids), env)
+        wall, peak, _, cpu = timed(cmd(ids), env)
         full.append(wall)
+        full_cpu.append(cpu)
         rss = max(rss, peak)
-    one = [timed(cmd(ids[:1]), env)[0] for _ in range(args.repeats)]
-    forward = statistics.median(full) - statistics.median(one)
+    one = [timed(cmd(ids[:1]), env) for _ in range(args.repeats)]
+    forward = statistics.median(full) - statistics.median(r[0] for r in one)
+    forward_cpu = statistics.median(full_cpu) - statistics.median(r[3] for r in one)
     if forward <= 0:
         raise NotAvailable(f"a {args.seq}-token run took no longer than a 1-token run "
                            f"({statistics.median(full):.2f} s vs {statistics.median(one):.2f} s)")
-    return dict(tokens_per_s=args.seq / forward, peak_rss_gib=rss / 2**20,
+    return dict(tokens_per_s=args.seq / forward, peak_rss_gib=rss / 2**20, cpu_s=forward_cpu,
                 note=f"causeway logits: {statistics.median(full):.2f} s - 1-token run "
-                     f"{statistics.median(one):.2f} s")
+                     f"{statistics.median(r[0] for r in one):.2f} s")
 
 
 def run_causeway(args, dtype, threads):
@@ -301,7 +307,9 @@ def main():
     ensure_checkpoints(args.cache_dir, args.dtypes, args.seed)
     print(f"batch {args.batch} x {args.seq} tokens, {args.repeats} timed forwards after 1 warm-up; "
           f"machine load average {os.getloadavg()[0]:.1f}", flush=True)
-    header = f"{'side':<9} {'dtype':<5} {'threads':>7} {'tokens/s':>9} {'peak RSS GiB':>12} {'causeway/pytorch':>16}"
+    # CPU s per forward (all threads) is the fairer figure when other jobs share the machine.
+    header = (f"{'side':<9} {'dtype':<5} {'threads':>7} {'tokens/s':>9} {'CPU s/fwd':>9} "
+              f"{'peak RSS GiB':>12} {'causeway/pytorch':>16}")
     rows = []
     for dtype in args.dtypes:
         for t in args.threads:
@@ -319,7 +327,8 @@ def main():
                 if side == "pytorch":
                     torch_r = r
                 ratio = f"{r['tokens_per_s'] / torch_r['tokens_per_s']:.2f}" if side == "causeway" and torch_r else ""
-                line = f"{side:<9} {dtype:<5} {t:>7} {r['tokens_per_s']:>9.1f} {r['peak_rss_gib']:>12.2f} {ratio:>16}"
+                line = (f"{side:<9} {dtype:<5} {t:>7} {r['tokens_per_s']:>9.1f} {r['cpu_s']:>9.2f} "
+                        f"{r['peak_rss_gib']:>12.2f} {ratio:>16}")
                 print(f"{line}   ({r['note']})", flush=True)
                 rows.append(line)
     print("\n" + header)
