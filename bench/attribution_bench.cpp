@@ -11,7 +11,7 @@
 
 #include "backend/backend.h"
 #include "data/ioi.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/tokenizer.h"
 #include "patching/attribution.h"
 #include "patching/sweep.h"
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   set_cpu_threads(threads);
 
-  GPT2Model model = GPT2Model::load(model_dir);
+  TransformerModel model = TransformerModel::load(model_dir);
   const Tokenizer tok = Tokenizer::from_model_dir(model_dir);
   PairDataset data;
   IoiOptions io;

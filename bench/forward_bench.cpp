@@ -16,7 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 
 namespace {
 
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
 
   causeway::set_cpu_threads(threads);
   auto t_load = Clock::now();
-  causeway::GPT2Model model = causeway::GPT2Model::load(model_dir);
+  causeway::TransformerModel model = causeway::TransformerModel::load(model_dir);
   const double load_s = seconds_since(t_load);
   const auto& cfg = model.config();
 

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "backend/ops_norms_gated.h"
+#include "backend/weight_matrix.h"
 #include "core/tensor.h"
 
 namespace causeway {
@@ -44,6 +46,53 @@ class Backend {
                                         int64_t N, int NH, int HS, int C) const = 0;
   virtual void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N,
                                  int NH, int C) const = 0;
+  // The family ops (ops_linear.h, ops_norms_gated.h, ops_rotary.h, ops_attention_gqa.h).
+  virtual void linear_forward(float* out, const float* inp, const WeightMatrix& W,
+                              const float* bias, int64_t N) const = 0;
+  virtual void linear_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out,
+                               const float* inp, const WeightMatrix& W, int64_t N) const = 0;
+  virtual void attention_result_forward(float* result, const float* z, const WeightMatrix& W_O,
+                                        int64_t N, int NH, int HS) const = 0;
+  virtual void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table,
+                                 int64_t N, float scale) const = 0;
+  virtual void unembed_rows(float* out, const float* x, const WeightMatrix& W_U,
+                            const int32_t* tokens, int n, int64_t B) const = 0;
+  virtual void rmsnorm_stats(float* scale, const float* inp, int64_t N, int C,
+                             float eps) const = 0;
+  virtual void rmsnorm_apply(float* out, const float* inp, const float* scale,
+                             const float* weight, int64_t N, int C) const = 0;
+  virtual void rmsnorm_backward(float* d_inp, float* d_weight, const float* d_out,
+                                const float* inp, const float* scale, const float* weight,
+                                int64_t N, int C) const = 0;
+  virtual void silu_forward(float* out, const float* inp, int64_t n) const = 0;
+  virtual void silu_backward(float* d_inp, const float* d_out, const float* inp,
+                             int64_t n) const = 0;
+  virtual void gated_forward(float* out, const float* gate, const float* up, int64_t n,
+                             cpu::GatedActivation activation) const = 0;
+  virtual void gated_backward(float* d_gate, float* d_up, const float* d_out, const float* gate,
+                              const float* up, int64_t n,
+                              cpu::GatedActivation activation) const = 0;
+  virtual void softcap_forward(float* out, const float* inp, int64_t n, float cap) const = 0;
+  virtual void softcap_backward(float* d_inp, const float* d_out, const float* inp, int64_t n,
+                                float cap) const = 0;
+  virtual void rotary_forward(float* out, const float* inp, const int32_t* positions, int64_t N,
+                              int NH, int HS, int rotary_dim, const float* inv_freq) const = 0;
+  virtual void rotary_backward(float* d_inp, const float* d_out, const int32_t* positions,
+                               int64_t N, int NH, int HS, int rotary_dim,
+                               const float* inv_freq) const = 0;
+  virtual void attention_scores_gqa_forward(float* scores, const float* q, const float* k, int B,
+                                            int T, int NH, int NKV, int HS, float scale,
+                                            float softcap, int window, int q_begin) const = 0;
+  virtual void attention_values_gqa_forward(float* z, const float* pattern, const float* v,
+                                            int B, int T, int NH, int NKV, int HS,
+                                            int q_begin) const = 0;
+  virtual void attention_values_gqa_backward(float* d_pattern, float* d_v, const float* d_z,
+                                             const float* pattern, const float* v, int B, int T,
+                                             int NH, int NKV, int HS) const = 0;
+  virtual void attention_scores_gqa_backward(float* d_q, float* d_k, const float* d_scores,
+                                             const float* q, const float* k, int B, int T,
+                                             int NH, int NKV, int HS, float scale,
+                                             float softcap, int window) const = 0;
   virtual void embedding_backward(float* d_table, const float* d_out, const int32_t* ids, int64_t N, int C) const = 0;
   virtual void position_embedding_backward(float* d_table, const float* d_out, int B, int T, int C) const = 0;
   virtual void layernorm_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out, const float* inp, const float* mean, const float* rstd, const float* weight, int64_t N, int C) const = 0;

@@ -85,7 +85,7 @@ namespace causeway::cpu {
 // result[n, h, :] = z[n, h, :] @ W_O[h*HS:(h+1)*HS, :]. W_O is (NH*HS, C).
 void attention_result_forward(float* result, const float* z, const float* W_O, int64_t N, int NH,
                               int HS, int C);
-// out (N, C) = sum over heads of result (N, NH, C) + bias (C).
+// out (N, C) = sum over heads of result (N, NH, C) + bias (C); bias may be null.
 void sum_heads_forward(float* out, const float* result, const float* bias, int64_t N, int NH,
                        int C);
 

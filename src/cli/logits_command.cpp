@@ -16,7 +16,7 @@
 #include "core/utf8.h"
 #include "io/hdf5_file.h"
 #include "io/output_lock.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/tokenizer.h"
 
 namespace causeway::cli {
@@ -98,7 +98,7 @@ int run_logits(const LogitsOptions& o) {
   if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
 
-  GPT2Model model = GPT2Model::load(dir);
+  TransformerModel model = TransformerModel::load(dir);
   std::unique_ptr<Tokenizer> tok;
   const bool has_tokenizer = std::filesystem::exists(dir / "vocab.json") ||
                              std::filesystem::exists(dir / "tokenizer.json");
@@ -117,9 +117,9 @@ int run_logits(const LogitsOptions& o) {
   std::vector<HookPoint> cached;
   for (const std::string& name : o.cache) {
     if (name == "all") {
-      for (HookPoint p : all_hook_points(model.config().n_layer)) cached.push_back(p);
+      for (HookPoint p : all_hook_points(model.config())) cached.push_back(p);
     } else {
-      cached.push_back(HookPoint::parse(name, model.config().n_layer, "--cache"));
+      cached.push_back(HookPoint::parse(name, model.config(), "--cache"));
     }
   }
   for (HookPoint p : cached) plan.cache(p);

@@ -30,7 +30,7 @@
 #include "io/result_store.h"
 #include "io/resume_check.h"
 #include "io/result_writer.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/tokenizer.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/communicator.h"
@@ -254,7 +254,7 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 // Everything every rank knows before the work starts.
 struct Job {
   RunConfig cfg;
-  std::unique_ptr<GPT2Model> model;
+  std::unique_ptr<TransformerModel> model;
   std::unique_ptr<Tokenizer> tok;
   PairDataset data;
   Topology topo;
@@ -284,7 +284,7 @@ void set_up(Job& job, const RunOptions& o) {
                             o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
-  job.model = std::make_unique<GPT2Model>(GPT2Model::load(c.model));
+  job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model));
   const ModelConfig& mc = job.model->config();
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
@@ -332,7 +332,7 @@ void set_up(Job& job, const RunOptions& o) {
     shapes.push_back({e.name, P, grid.axes.front().size, static_cast<int64_t>(grid.cells.size())});
   }
   for (const std::string& h : c.cache_hooks) {
-    const HookPoint hp = HookPoint::parse(h, mc.n_layer, c.path.string() + ": output.cache");
+    const HookPoint hp = HookPoint::parse(h, mc, c.path.string() + ": output.cache");
     const Shape s = hp.shape(mc, 1, job.T_max);
     ActivationLayout a{hp.name(), {}, hook_axes(hp.kind)};
     for (int d = 1; d < s.rank; ++d) a.shape.push_back(s[d]);

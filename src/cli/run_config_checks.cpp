@@ -65,7 +65,7 @@ void RunConfig::check_against(const ModelConfig& model, const PairDataset& data)
   }
   std::vector<std::string> cached;
   for (const std::string& h : cache_hooks) {
-    const std::string name = HookPoint::parse(h, model.n_layer, file + ": output.cache").name();
+    const std::string name = HookPoint::parse(h, model, file + ": output.cache").name();
     if (std::find(cached.begin(), cached.end(), name) != cached.end())
       throw InputError(file, "output.cache", "'" + h + "' names " + name + ", which is listed twice");
     cached.push_back(name);

@@ -53,7 +53,7 @@ int run_train(const TrainCommandOptions& o) {
                          std::to_string(task->max_length()) + " tokens)");
   const int threads = cpu_threads();
   std::fprintf(stderr, "task %s\n", task->describe().c_str());
-  GPT2Model model = train::make_initialized_model(mc, c.train.init_seed, c.train.init_std);
+  TransformerModel model = train::make_initialized_model(mc, c.train.init_seed, c.train.init_std);
   int64_t n_params = 0;
   for (size_t i = 0; i < model.weights().arena().specs().size(); ++i)
     n_params += model.weights().arena().at(i).numel();

@@ -23,7 +23,7 @@ std::vector<int64_t> dims(const Tensor& t) {
 }
 
 void write_weights(const std::filesystem::path& path, const ModelConfig& cfg,
-                   const GPT2Weights& w) {
+                   const ModelWeights& w) {
   const int64_t C = cfg.n_embd;
   // attn.c_attn: (C, 3C), row r = [W_Q row r | W_K row r | W_V row r]; bias the same way.
   std::vector<std::vector<float>> qkv_w(cfg.n_layer), qkv_b(cfg.n_layer);
@@ -68,7 +68,7 @@ void write_weights(const std::filesystem::path& path, const ModelConfig& cfg,
 }  // namespace
 
 void save_gpt2_checkpoint(const std::filesystem::path& dir, const ModelConfig& cfg,
-                          const GPT2Weights& weights, const std::vector<CheckpointFile>& files,
+                          const ModelWeights& weights, const std::vector<CheckpointFile>& files,
                           bool overwrite, const nlohmann::json& extra_config) {
   namespace fs = std::filesystem;
   const bool exists = fs::exists(dir);

@@ -1,5 +1,5 @@
 // Writes a model as a Hugging Face GPT-2 checkpoint folder, the exact inverse of
-// GPT2Weights::load: config.json (ModelConfig::to_json plus `extra_config`),
+// ModelWeights::load: config.json (ModelConfig::to_json plus `extra_config`),
 // model.safetensors (fp32, HF names with the "transformer." prefix, Conv1D (in, out) layouts,
 // Q, K and V concatenated column-wise into attn.c_attn, no lm_head since it is tied to wte),
 // and any further files given (vocab.json, merges.txt, the config that trained it, ...).
@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/gpt2_weights.h"
+#include "model/model_weights.h"
 #include "model/model_config.h"
 
 namespace causeway {
@@ -26,7 +26,7 @@ struct CheckpointFile {
 };
 
 void save_gpt2_checkpoint(const std::filesystem::path& dir, const ModelConfig& cfg,
-                          const GPT2Weights& weights, const std::vector<CheckpointFile>& files,
+                          const ModelWeights& weights, const std::vector<CheckpointFile>& files,
                           bool overwrite, const nlohmann::json& extra_config = {});
 
 }  // namespace causeway

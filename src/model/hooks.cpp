@@ -13,33 +13,66 @@ namespace causeway {
 
 namespace {
 
+// How many heads a hook has per position, and how wide each is.
+enum class Heads : uint8_t { One, Query, KeyValue };
+enum class Width : uint8_t { Model, Head, Mlp, Scalar, Keys };
+
+// Which configs have a hook.
+enum class Needs : uint8_t { Always, LearnedPositions, NoParallelResidual, QkNorm, Rotary,
+                             PostNorms, GatedMlp };
+
+// The hook layout table: one row per hook kind, in forward order and in enum order.
 struct HookName {
   HookKind kind;
   const char* suffix;  // after "blocks.L." for block hooks, the whole name otherwise
   bool in_block;
+  Heads heads;
+  Width width;
+  Needs needs;
 };
 
 constexpr std::array<HookName, static_cast<size_t>(HookKind::Count)> kHookNames = {{
-    {HookKind::Embed, "hook_embed", false},
-    {HookKind::PosEmbed, "hook_pos_embed", false},
-    {HookKind::ResidPre, "hook_resid_pre", true},
-    {HookKind::Ln1Scale, "ln1.hook_scale", true},
-    {HookKind::Q, "attn.hook_q", true},
-    {HookKind::K, "attn.hook_k", true},
-    {HookKind::V, "attn.hook_v", true},
-    {HookKind::AttnScores, "attn.hook_attn_scores", true},
-    {HookKind::Pattern, "attn.hook_pattern", true},
-    {HookKind::Z, "attn.hook_z", true},
-    {HookKind::Result, "attn.hook_result", true},
-    {HookKind::AttnOut, "hook_attn_out", true},
-    {HookKind::ResidMid, "hook_resid_mid", true},
-    {HookKind::Ln2Scale, "ln2.hook_scale", true},
-    {HookKind::MlpPre, "mlp.hook_pre", true},
-    {HookKind::MlpPost, "mlp.hook_post", true},
-    {HookKind::MlpOut, "hook_mlp_out", true},
-    {HookKind::ResidPost, "hook_resid_post", true},
-    {HookKind::LnFinalScale, "ln_final.hook_scale", false},
+    {HookKind::Embed, "hook_embed", false, Heads::One, Width::Model, Needs::Always},
+    {HookKind::PosEmbed, "hook_pos_embed", false, Heads::One, Width::Model, Needs::LearnedPositions},
+    {HookKind::ResidPre, "hook_resid_pre", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::Ln1Scale, "ln1.hook_scale", true, Heads::One, Width::Scalar, Needs::Always},
+    {HookKind::Ln1Normalized, "ln1.hook_normalized", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::Q, "attn.hook_q", true, Heads::Query, Width::Head, Needs::Always},
+    {HookKind::K, "attn.hook_k", true, Heads::KeyValue, Width::Head, Needs::Always},
+    {HookKind::V, "attn.hook_v", true, Heads::KeyValue, Width::Head, Needs::Always},
+    {HookKind::QNormScale, "attn.q_norm.hook_scale", true, Heads::Query, Width::Scalar, Needs::QkNorm},
+    {HookKind::QNormNormalized, "attn.q_norm.hook_normalized", true, Heads::Query, Width::Head, Needs::QkNorm},
+    {HookKind::KNormScale, "attn.k_norm.hook_scale", true, Heads::KeyValue, Width::Scalar, Needs::QkNorm},
+    {HookKind::KNormNormalized, "attn.k_norm.hook_normalized", true, Heads::KeyValue, Width::Head, Needs::QkNorm},
+    {HookKind::RotQ, "attn.hook_rot_q", true, Heads::Query, Width::Head, Needs::Rotary},
+    {HookKind::RotK, "attn.hook_rot_k", true, Heads::KeyValue, Width::Head, Needs::Rotary},
+    {HookKind::AttnScores, "attn.hook_attn_scores", true, Heads::Query, Width::Keys, Needs::Always},
+    {HookKind::Pattern, "attn.hook_pattern", true, Heads::Query, Width::Keys, Needs::Always},
+    {HookKind::Z, "attn.hook_z", true, Heads::Query, Width::Head, Needs::Always},
+    {HookKind::Result, "attn.hook_result", true, Heads::Query, Width::Model, Needs::Always},
+    {HookKind::Ln1PostScale, "ln1_post.hook_scale", true, Heads::One, Width::Scalar, Needs::PostNorms},
+    {HookKind::Ln1PostNormalized, "ln1_post.hook_normalized", true, Heads::One, Width::Model, Needs::PostNorms},
+    {HookKind::AttnOut, "hook_attn_out", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::ResidMid, "hook_resid_mid", true, Heads::One, Width::Model, Needs::NoParallelResidual},
+    {HookKind::Ln2Scale, "ln2.hook_scale", true, Heads::One, Width::Scalar, Needs::Always},
+    {HookKind::Ln2Normalized, "ln2.hook_normalized", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::MlpPre, "mlp.hook_pre", true, Heads::One, Width::Mlp, Needs::Always},
+    {HookKind::MlpPreLinear, "mlp.hook_pre_linear", true, Heads::One, Width::Mlp, Needs::GatedMlp},
+    {HookKind::MlpPost, "mlp.hook_post", true, Heads::One, Width::Mlp, Needs::Always},
+    {HookKind::Ln2PostScale, "ln2_post.hook_scale", true, Heads::One, Width::Scalar, Needs::PostNorms},
+    {HookKind::Ln2PostNormalized, "ln2_post.hook_normalized", true, Heads::One, Width::Model, Needs::PostNorms},
+    {HookKind::MlpOut, "hook_mlp_out", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::ResidPost, "hook_resid_post", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::LnFinalScale, "ln_final.hook_scale", false, Heads::One, Width::Scalar, Needs::Always},
+    {HookKind::LnFinalNormalized, "ln_final.hook_normalized", false, Heads::One, Width::Model, Needs::Always},
 }};
+
+constexpr bool table_in_enum_order() {
+  for (size_t i = 0; i < kHookNames.size(); ++i)
+    if (static_cast<size_t>(kHookNames[i].kind) != i) return false;
+  return true;
+}
+static_assert(table_in_enum_order(), "kHookNames rows must follow HookKind's order");
 
 const HookName& entry(HookKind k) { return kHookNames[static_cast<size_t>(k)]; }
 
@@ -79,32 +112,73 @@ HookPoint HookPoint::parse(std::string_view name, int n_layer, const std::string
   throw InputError(source, std::string(name), "unknown hook point (known: " + known + ")");
 }
 
-Shape HookPoint::shape(const ModelConfig& cfg, int B, int T) const {
-  const int64_t d = cfg.n_embd, h = cfg.n_head, dh = cfg.d_head(), m = cfg.n_inner;
-  switch (kind) {
-    case HookKind::Ln1Scale:
-    case HookKind::Ln2Scale:
-    case HookKind::LnFinalScale: return Shape{B, T, 1};
-    case HookKind::Q:
-    case HookKind::K:
-    case HookKind::V:
-    case HookKind::Z: return Shape{B, T, h, dh};
-    case HookKind::AttnScores:
-    case HookKind::Pattern: return Shape{B, h, T, T};
-    case HookKind::Result: return Shape{B, T, h, d};
-    case HookKind::MlpPre:
-    case HookKind::MlpPost: return Shape{B, T, m};
-    default: return Shape{B, T, d};
+bool model_has_hook(HookKind kind, const ModelConfig& cfg) {
+  switch (entry(kind).needs) {
+    case Needs::Always: return true;
+    case Needs::LearnedPositions: return cfg.rotary_dim == 0;
+    case Needs::NoParallelResidual: return !cfg.parallel_residual;
+    case Needs::QkNorm: return cfg.qk_norm;
+    case Needs::Rotary: return cfg.rotary_dim > 0;
+    case Needs::PostNorms: return cfg.post_norms;
+    case Needs::GatedMlp: return cfg.gated_mlp;
   }
+  return false;
 }
 
-std::vector<HookPoint> all_hook_points(int n_layer) {
-  std::vector<HookPoint> out{{HookKind::Embed, -1}, {HookKind::PosEmbed, -1}};
-  for (int L = 0; L < n_layer; ++L)
+HookGeometry hook_geometry(HookKind kind, const ModelConfig& cfg) {
+  const HookName& e = entry(kind);
+  HookGeometry g;
+  g.heads = e.heads == Heads::Query ? cfg.n_head : e.heads == Heads::KeyValue ? cfg.kv_heads() : 1;
+  switch (e.width) {
+    case Width::Model: g.width = cfg.n_embd; break;
+    case Width::Head: g.width = cfg.d_head(); break;
+    case Width::Mlp: g.width = cfg.n_inner; break;
+    case Width::Scalar: g.width = 1; break;
+    case Width::Keys: g.head_major = true; g.width = 0; break;  // T: known per batch
+  }
+  return g;
+}
+
+Shape HookPoint::shape(const ModelConfig& cfg, int B, int T) const {
+  const HookGeometry g = hook_geometry(kind, cfg);
+  if (g.head_major) return Shape{B, g.heads, T, T};
+  if (entry(kind).heads == Heads::One) return Shape{B, T, g.width};
+  return Shape{B, T, g.heads, g.width};
+}
+
+std::vector<HookPoint> all_hook_points(const ModelConfig& cfg) {
+  std::vector<HookPoint> out;
+  for (const HookName& e : kHookNames)
+    if (!e.in_block && e.kind < HookKind::ResidPre && model_has_hook(e.kind, cfg))
+      out.push_back({e.kind, -1});
+  for (int L = 0; L < cfg.n_layer; ++L)
     for (const HookName& e : kHookNames)
-      if (e.in_block) out.push_back({e.kind, L});
-  out.push_back({HookKind::LnFinalScale, -1});
+      if (e.in_block && model_has_hook(e.kind, cfg)) out.push_back({e.kind, L});
+  for (const HookName& e : kHookNames)
+    if (!e.in_block && e.kind > HookKind::ResidPre && model_has_hook(e.kind, cfg))
+      out.push_back({e.kind, -1});
   return out;
+}
+
+HookPoint HookPoint::parse(std::string_view name, const ModelConfig& cfg,
+                           const std::string& source) {
+  const HookPoint p = parse(name, cfg.n_layer, source);
+  if (!model_has_hook(p.kind, cfg))
+    throw InputError(source, std::string(name),
+                     "a " + cfg.model_type + " model has no such hook (" +
+                         std::string(entry(p.kind).suffix) + " exists only in models with " +
+                         [&] {
+                           switch (entry(p.kind).needs) {
+                             case Needs::LearnedPositions: return "learned position embeddings";
+                             case Needs::NoParallelResidual: return "a sequential residual stream";
+                             case Needs::QkNorm: return "q/k norms";
+                             case Needs::Rotary: return "rotary embeddings";
+                             case Needs::PostNorms: return "post-norms";
+                             case Needs::GatedMlp: return "a gated MLP";
+                             default: return "?";
+                           }
+                         }() + ")");
+  return p;
 }
 
 const Tensor& ActivationCache::at(const std::string& name) const {

@@ -17,25 +17,39 @@ namespace causeway {
 struct ModelConfig;
 
 enum class HookKind : uint8_t {
-  Embed,        // hook_embed                 [b,p,d]
-  PosEmbed,     // hook_pos_embed             [b,p,d]
-  ResidPre,     // blocks.L.hook_resid_pre    [b,p,d]
-  Ln1Scale,     // blocks.L.ln1.hook_scale    [b,p,1]
-  Q,            // blocks.L.attn.hook_q       [b,p,h,dh]
-  K,            // blocks.L.attn.hook_k       [b,p,h,dh]
-  V,            // blocks.L.attn.hook_v       [b,p,h,dh]
-  AttnScores,   // blocks.L.attn.hook_attn_scores [b,h,q,k]
-  Pattern,      // blocks.L.attn.hook_pattern [b,h,q,k]
-  Z,            // blocks.L.attn.hook_z       [b,p,h,dh]
-  Result,       // blocks.L.attn.hook_result  [b,p,h,d]
-  AttnOut,      // blocks.L.hook_attn_out     [b,p,d]
-  ResidMid,     // blocks.L.hook_resid_mid    [b,p,d]
-  Ln2Scale,     // blocks.L.ln2.hook_scale    [b,p,1]
-  MlpPre,       // blocks.L.mlp.hook_pre      [b,p,m]
-  MlpPost,      // blocks.L.mlp.hook_post     [b,p,m]
-  MlpOut,       // blocks.L.hook_mlp_out      [b,p,d]
-  ResidPost,    // blocks.L.hook_resid_post   [b,p,d]
-  LnFinalScale, // ln_final.hook_scale        [b,p,1]
+  Embed,            // hook_embed                       [b,p,d]
+  PosEmbed,         // hook_pos_embed                   [b,p,d]  learned positions only
+  ResidPre,         // blocks.L.hook_resid_pre          [b,p,d]
+  Ln1Scale,         // blocks.L.ln1.hook_scale          [b,p,1]
+  Ln1Normalized,    // blocks.L.ln1.hook_normalized     [b,p,d]
+  Q,                // blocks.L.attn.hook_q             [b,p,h,dh]
+  K,                // blocks.L.attn.hook_k             [b,p,kv,dh]
+  V,                // blocks.L.attn.hook_v             [b,p,kv,dh]
+  QNormScale,       // blocks.L.attn.q_norm.hook_scale  [b,p,h,1]   q/k norm (Qwen3)
+  QNormNormalized,  // blocks.L.attn.q_norm.hook_normalized [b,p,h,dh]
+  KNormScale,       // blocks.L.attn.k_norm.hook_scale  [b,p,kv,1]
+  KNormNormalized,  // blocks.L.attn.k_norm.hook_normalized [b,p,kv,dh]
+  RotQ,             // blocks.L.attn.hook_rot_q         [b,p,h,dh]  rotary only
+  RotK,             // blocks.L.attn.hook_rot_k         [b,p,kv,dh]
+  AttnScores,       // blocks.L.attn.hook_attn_scores   [b,h,q,k]
+  Pattern,          // blocks.L.attn.hook_pattern       [b,h,q,k]
+  Z,                // blocks.L.attn.hook_z             [b,p,h,dh]
+  Result,           // blocks.L.attn.hook_result        [b,p,h,d]
+  Ln1PostScale,     // blocks.L.ln1_post.hook_scale     [b,p,1]     post-norms (Gemma 2)
+  Ln1PostNormalized,// blocks.L.ln1_post.hook_normalized [b,p,d]
+  AttnOut,          // blocks.L.hook_attn_out           [b,p,d]
+  ResidMid,         // blocks.L.hook_resid_mid          [b,p,d]     not with a parallel residual
+  Ln2Scale,         // blocks.L.ln2.hook_scale          [b,p,1]
+  Ln2Normalized,    // blocks.L.ln2.hook_normalized     [b,p,d]
+  MlpPre,           // blocks.L.mlp.hook_pre            [b,p,m]     gated: x @ W_gate
+  MlpPreLinear,     // blocks.L.mlp.hook_pre_linear     [b,p,m]     gated only: x @ W_in
+  MlpPost,          // blocks.L.mlp.hook_post           [b,p,m]
+  Ln2PostScale,     // blocks.L.ln2_post.hook_scale     [b,p,1]
+  Ln2PostNormalized,// blocks.L.ln2_post.hook_normalized [b,p,d]
+  MlpOut,           // blocks.L.hook_mlp_out            [b,p,d]
+  ResidPost,        // blocks.L.hook_resid_post         [b,p,d]
+  LnFinalScale,     // ln_final.hook_scale              [b,p,1]
+  LnFinalNormalized,// ln_final.hook_normalized         [b,p,d]
   Count
 };
 inline constexpr int kHookKindCount = static_cast<int>(HookKind::Count);
@@ -51,13 +65,29 @@ struct HookPoint {
   // Parses a full TransformerLens name; throws InputError naming `source` on an unknown name
   // or a layer outside [0, n_layer).
   static HookPoint parse(std::string_view name, int n_layer, const std::string& source = "hook");
+  // As above, and refuses a hook the model does not have (hook_pos_embed of a rotary model).
+  static HookPoint parse(std::string_view name, const ModelConfig& cfg,
+                         const std::string& source = "hook");
   // The hook's shape for a batch of B sequences of T positions.
   Shape shape(const ModelConfig& cfg, int B, int T) const;
   bool is_block_hook() const;
 };
 
+// How a hook's value is laid out for one sequence, from the hook layout table: position-major
+// [T, heads, width] (residual-like: heads 1, width d; heads: width dh or d), or head-major
+// [heads, Tq, T] (scores and patterns: width = T). Patching and attribution slice hooks
+// through this, so no sweep code knows a family's shapes.
+struct HookGeometry {
+  bool head_major = false;
+  int64_t heads = 1;
+  int64_t width = 0;
+};
+HookGeometry hook_geometry(HookKind kind, const ModelConfig& cfg);
+// Whether the model `cfg` has this hook at all (rotary models have no hook_pos_embed, ...).
+bool model_has_hook(HookKind kind, const ModelConfig& cfg);
+
 // Every hook point of a model, in forward order.
-std::vector<HookPoint> all_hook_points(int n_layer);
+std::vector<HookPoint> all_hook_points(const ModelConfig& cfg);
 
 // What a hook callback sees: the batch geometry. A part-way forward recomputes positions
 // row_begin..T-1 only, and hook values then hold just those positions (index t - row_begin).

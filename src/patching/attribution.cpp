@@ -33,7 +33,7 @@ struct AttributionRunner::Block {
   std::vector<ActivationCache> grads;
 };
 
-AttributionRunner::AttributionRunner(GPT2Model& model, const PairDataset& data,
+AttributionRunner::AttributionRunner(TransformerModel& model, const PairDataset& data,
                                      SweepRequest request, AttributionOptions options,
                                      const std::vector<SweepSpec>& also)
     : model_(model), data_(data), req_(std::move(request)), opt_(options) {

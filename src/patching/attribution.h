@@ -23,7 +23,7 @@ class AttributionRunner final : public SweepEngine {
   // gradient here; anything else is an InputError naming the experiment's key.
   // `also`: further sweeps served by the same forwards and backward (run_all), e.g. every
   // head and every neuron from one pass.
-  AttributionRunner(GPT2Model& model, const PairDataset& data, SweepRequest request,
+  AttributionRunner(TransformerModel& model, const PairDataset& data, SweepRequest request,
                     AttributionOptions options, const std::vector<SweepSpec>& also = {});
   ~AttributionRunner() override;
 
@@ -40,7 +40,7 @@ class AttributionRunner final : public SweepEngine {
   void estimate(const SweepGrid& grid, int pair_begin, int pair_end, int cell_begin, int cell_end,
                 float* effect, SweepBaselines& baselines);
 
-  GPT2Model& model_;
+  TransformerModel& model_;
   const PairDataset& data_;
   SweepRequest req_;
   AttributionOptions opt_;

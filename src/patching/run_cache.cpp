@@ -4,16 +4,15 @@
 
 namespace causeway {
 
-void RunCache::build(GPT2Model& model, const TokenBatch& batch, const std::vector<int>& read_pos,
+void RunCache::build(TransformerModel& model, const TokenBatch& batch, const std::vector<int>& read_pos,
                      bool prefix, const std::vector<HookKind>& sources,
                      const HookFn& edit_embed) {
   const ModelConfig& cfg = model.config();
   cfg_ = &cfg;
-  C_ = cfg.n_embd;
   batch_ = batch;
   plan_ = HookPlan(cfg.n_layer);
   std::vector<HookKind> kinds = sources;
-  if (prefix) kinds.insert(kinds.end(), {HookKind::ResidPre, HookKind::K, HookKind::V});
+  if (prefix) kinds.insert(kinds.end(), {HookKind::ResidPre, attention_keys_hook(cfg), HookKind::V});
   for (int L = 0; L < cfg.n_layer; ++L)
     for (HookKind k : kinds) plan_.cache({k, L});
   if (edit_embed) plan_.add({HookKind::Embed, -1}, edit_embed);

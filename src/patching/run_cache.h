@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 
 namespace causeway {
 
@@ -13,13 +13,14 @@ class RunCache {
  public:
   // Runs `batch` once through `model`, caching the prefix hooks (if `prefix`) and `sources`
   // at every layer. `edit` (optional) is applied to the embeddings first (noise corruption).
-  void build(GPT2Model& model, const TokenBatch& batch, const std::vector<int>& read_pos,
+  void build(TransformerModel& model, const TokenBatch& batch, const std::vector<int>& read_pos,
              bool prefix, const std::vector<HookKind>& sources,
              const HookFn& edit_embed = nullptr);
 
   int runs() const { return batch_.B; }
   int T() const { return batch_.T; }
   const TokenBatch& batch() const { return batch_; }
+  const ModelConfig& config() const { return *cfg_; }
   // Row `run` of hook `kind` at `layer`: the run's value over all T positions.
   const float* row(HookKind kind, int layer, int run) const;
   // Logits over the vocabulary at each run's read position, (runs, V).
@@ -28,7 +29,6 @@ class RunCache {
  private:
   HookPlan plan_{0};
   TokenBatch batch_;
-  int64_t C_ = 0;
   const ModelConfig* cfg_ = nullptr;
   std::vector<float> last_logits_;
 };
@@ -42,7 +42,7 @@ class RunPrefix final : public PrefixSource {
     return cache_.row(HookKind::ResidPre, layer, run_of_row_[row]);
   }
   const float* keys(int row, int layer) const override {
-    return cache_.row(HookKind::K, layer, run_of_row_[row]);
+    return cache_.row(attention_keys_hook(cache_.config()), layer, run_of_row_[row]);
   }
   const float* values(int row, int layer) const override {
     return cache_.row(HookKind::V, layer, run_of_row_[row]);

@@ -59,7 +59,7 @@ struct SweepRunner::Block {
 
 SweepRunner::~SweepRunner() = default;
 
-SweepRunner::SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest request)
+SweepRunner::SweepRunner(TransformerModel& model, const PairDataset& data, SweepRequest request)
     : model_(model), data_(data), req_(std::move(request)) {
   if (data_.pairs.empty()) throw InputError(data_.source, "", "no prompt pairs");
   data_.require_aligned();

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "data/prompt_pairs.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "patching/metric.h"
 #include "patching/sweep_grid.h"
 #include "patching/sweep_positions.h"
@@ -83,7 +83,7 @@ class SweepEngine {
 
 class SweepRunner final : public SweepEngine {
  public:
-  SweepRunner(GPT2Model& model, const PairDataset& data, SweepRequest request);
+  SweepRunner(TransformerModel& model, const PairDataset& data, SweepRequest request);
   ~SweepRunner() override;
 
   const SweepGrid& grid() const override { return grid_; }
@@ -111,7 +111,7 @@ class SweepRunner final : public SweepEngine {
   void require_one_length() const;
   void compute_means();
 
-  GPT2Model& model_;
+  TransformerModel& model_;
   const PairDataset& data_;
   SweepRequest req_;
   SweepGrid grid_;

@@ -4,7 +4,7 @@
 //   m  = beta1 * m + (1 - beta1) * g
 //   v  = beta2 * v + (1 - beta2) * g^2
 //   p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)    (eps outside the sqrt)
-// The optimizer walks the parameters as the tensors of an Arena (GPT2Weights::arena()); the
+// The optimizer walks the parameters as the tensors of an Arena (ModelWeights::arena()); the
 // gradients come in an Arena of the same table. Which tensors decay is a per-tensor mask:
 // torch decays every parameter given to it (decay_all), the usual GPT recipe (nanoGPT,
 // Megatron) only matrices and embeddings, not biases or layernorm gains (decay_matrices).

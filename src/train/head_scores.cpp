@@ -18,7 +18,7 @@ std::pair<int, int> argmax(const std::vector<double>& v, int n_head) {
 std::pair<int, int> HeadScores::best_prev() const { return argmax(prev_token, n_head); }
 std::pair<int, int> HeadScores::best_induction() const { return argmax(induction, n_head); }
 
-HeadScores head_scores(GPT2Model& model, int32_t bos, const std::vector<int32_t>& symbols, int n,
+HeadScores head_scores(TransformerModel& model, int32_t bos, const std::vector<int32_t>& symbols, int n,
                        int sequences, uint64_t seed) {
   const int L = model.config().n_layer, NH = model.config().n_head, T = 2 * n + 1;
   if (n < 2 || n > static_cast<int>(symbols.size()))

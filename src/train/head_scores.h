@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 
 namespace causeway::train {
 
@@ -28,7 +28,7 @@ struct HeadScores {
 };
 
 // `sequences` sequences of [BOS] A A, A drawn without replacement from `symbols` by `seed`.
-HeadScores head_scores(GPT2Model& model, int32_t bos, const std::vector<int32_t>& symbols,
+HeadScores head_scores(TransformerModel& model, int32_t bos, const std::vector<int32_t>& symbols,
                        int n, int sequences, uint64_t seed);
 
 }  // namespace causeway::train

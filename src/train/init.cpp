@@ -7,7 +7,7 @@
 
 namespace causeway::train {
 
-void init_gpt2(GPT2Weights& w, const ModelConfig& cfg, uint64_t seed, double std) {
+void init_gpt2(ModelWeights& w, const ModelConfig& cfg, uint64_t seed, double std) {
   Rng rng(seed);
   const double residual_std = std / std::sqrt(2.0 * cfg.n_layer);
   const Arena& a = w.arena();

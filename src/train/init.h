@@ -9,10 +9,10 @@
 
 #include <cstdint>
 
-#include "model/gpt2_weights.h"
+#include "model/model_weights.h"
 
 namespace causeway::train {
 
-void init_gpt2(GPT2Weights& w, const ModelConfig& cfg, uint64_t seed, double std = 0.02);
+void init_gpt2(ModelWeights& w, const ModelConfig& cfg, uint64_t seed, double std = 0.02);
 
 }  // namespace causeway::train

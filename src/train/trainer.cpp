@@ -27,19 +27,19 @@ double now_s() {
 
 }  // namespace
 
-GPT2Model make_initialized_model(const ModelConfig& cfg, uint64_t seed, double std) {
-  GPT2Weights w(cfg);
+TransformerModel make_initialized_model(const ModelConfig& cfg, uint64_t seed, double std) {
+  ModelWeights w(cfg);
   init_gpt2(w, cfg, seed, std);
-  return GPT2Model(cfg, std::move(w), make_cpu_backend());
+  return TransformerModel(cfg, std::move(w), make_cpu_backend());
 }
 
 uint64_t eval_seed(uint64_t data_seed) { return mix_seed(data_seed, ~0ULL); }
 
-TrainResult train(GPT2Model& model, const Task& task, const TrainOptions& o,
+TrainResult train(TransformerModel& model, const Task& task, const TrainOptions& o,
                   const std::function<void(const StepLog&)>& on_log) {
   if (o.steps < 1 || o.batch < 1) throw std::invalid_argument("train: steps and batch must be >= 1");
   const ModelConfig& cfg = model.config();
-  GPT2Weights grads(cfg);
+  ModelWeights grads(cfg);
   const Arena& params = model.weights().arena();
   AdamW opt(params, o.adamw,
             o.decay_all ? AdamW::decay_all(params) : AdamW::decay_matrices(params));
@@ -80,7 +80,7 @@ TrainResult train(GPT2Model& model, const Task& task, const TrainOptions& o,
   return result;
 }
 
-EvalResult evaluate(GPT2Model& model, const Task& task, uint64_t data_seed, int sequences,
+EvalResult evaluate(TransformerModel& model, const Task& task, uint64_t data_seed, int sequences,
                     int batch) {
   EvalResult r;
   const int V = model.config().vocab_size;

@@ -10,7 +10,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "train/adamw.h"
 #include "train/lr_schedule.h"
 #include "train/task.h"
@@ -54,16 +54,16 @@ struct TrainResult {
 };
 
 // A model of `cfg` with GPT-2's initialization from `seed`, on the CPU backend.
-GPT2Model make_initialized_model(const ModelConfig& cfg, uint64_t seed, double std = 0.02);
+TransformerModel make_initialized_model(const ModelConfig& cfg, uint64_t seed, double std = 0.02);
 
 // Trains `model` in place; `on_log` (may be empty) gets a report every log_every steps and
 // after the last step.
-TrainResult train(GPT2Model& model, const Task& task, const TrainOptions& options,
+TrainResult train(TransformerModel& model, const Task& task, const TrainOptions& options,
                   const std::function<void(const StepLog&)>& on_log = {});
 
 // Accuracy and loss at the target positions of `sequences` held-out sequences: batches from
 // a seed stream that training never uses (eval_seed(data_seed)).
-EvalResult evaluate(GPT2Model& model, const Task& task, uint64_t data_seed, int sequences,
+EvalResult evaluate(TransformerModel& model, const Task& task, uint64_t data_seed, int sequences,
                     int batch = 64);
 uint64_t eval_seed(uint64_t data_seed);
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/safetensors.h"
 
 namespace causeway {
@@ -63,7 +63,7 @@ double max_diff(const float* a, const std::vector<float>& b, const std::string& 
 class TinyGpt2 : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = new GPT2Model(GPT2Model::load(kDataDir / "tiny-gpt2"));
+    model_ = new TransformerModel(TransformerModel::load(kDataDir / "tiny-gpt2"));
     goldens_ = new Goldens();
   }
   static void TearDownTestSuite() {
@@ -75,10 +75,10 @@ class TinyGpt2 : public ::testing::Test {
     while (goldens_->has("single." + std::to_string(n) + ".tokens")) ++n;
     return n;
   }
-  static GPT2Model* model_;
+  static TransformerModel* model_;
   static Goldens* goldens_;
 };
-GPT2Model* TinyGpt2::model_ = nullptr;
+TransformerModel* TinyGpt2::model_ = nullptr;
 Goldens* TinyGpt2::goldens_ = nullptr;
 
 TEST_F(TinyGpt2, LogitsMatchTransformers) {
@@ -100,9 +100,9 @@ TEST_F(TinyGpt2, EveryHookMatchesTransformerLens) {
   for (int i = 0; i < n_prompts(); ++i) {
     const std::string p = "single." + std::to_string(i);
     HookPlan plan(n_layer);
-    for (HookPoint h : all_hook_points(n_layer)) plan.cache(h);
+    for (HookPoint h : all_hook_points(model_->config())) plan.cache(h);
     model_->forward(TokenBatch::single(goldens_->ints(p + ".tokens")), plan);
-    for (HookPoint h : all_hook_points(n_layer)) {
+    for (HookPoint h : all_hook_points(model_->config())) {
       const std::string key = p + "." + h.name();
       if (!goldens_->has(key)) continue;
       Shape ref_shape;
@@ -201,7 +201,7 @@ TEST_F(TinyGpt2, OverwritingAHookWithItsOwnValueChangesNothing) {
   const TokenBatch batch = TokenBatch::single(goldens_->ints("single.1.tokens"));
   const Tensor plain = model_->forward(batch);
   const std::vector<float> expected(plain.data, plain.data + plain.numel());
-  for (HookPoint h : all_hook_points(model_->config().n_layer)) {
+  for (HookPoint h : all_hook_points(model_->config())) {
     HookPlan capture(model_->config().n_layer);
     capture.cache(h);
     model_->forward(batch, capture);
@@ -249,13 +249,22 @@ TEST_F(TinyGpt2, RejectsOutOfRangeTokensAndLongSequences) {
 }
 
 TEST(HookPoints, NamesRoundTripAndBadNamesAreRejected) {
-  for (HookPoint h : all_hook_points(3)) EXPECT_EQ(HookPoint::parse(h.name(), 3), h);
+  ModelConfig gpt2;
+  gpt2.model_type = "gpt2";
+  gpt2.n_layer = 3;
+  for (HookPoint h : all_hook_points(gpt2)) EXPECT_EQ(HookPoint::parse(h.name(), 3), h);
   EXPECT_EQ(HookPoint::parse("blocks.2.attn.hook_z", 3), (HookPoint{HookKind::Z, 2}));
   EXPECT_THROW(HookPoint::parse("blocks.3.attn.hook_z", 3), InputError);
   EXPECT_THROW(HookPoint::parse("blocks.x.attn.hook_z", 3), InputError);
   EXPECT_THROW(HookPoint::parse("blocks.0.attn.hook_zz", 3), InputError);
   EXPECT_THROW(HookPoint::parse("hook_embedding", 3), InputError);
-  EXPECT_EQ(all_hook_points(2).size(), 2u + 16u * 2u + 1u);
+  // hook_embed, hook_pos_embed; 18 per block; ln_final's scale and normalized.
+  EXPECT_EQ(all_hook_points(gpt2).size(), 2u + 18u * 3u + 2u);
+  // Hooks of other families are refused by name for a GPT-2 model.
+  EXPECT_THROW(HookPoint::parse("blocks.0.attn.hook_rot_q", gpt2), InputError);
+  EXPECT_THROW(HookPoint::parse("blocks.0.mlp.hook_pre_linear", gpt2), InputError);
+  EXPECT_EQ(HookPoint::parse("blocks.1.ln2.hook_normalized", gpt2),
+            (HookPoint{HookKind::Ln2Normalized, 1}));
 }
 
 }  // namespace

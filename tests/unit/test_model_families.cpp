@@ -4,6 +4,7 @@
 // configs give one line naming the field, and the engine refuses non-GPT-2 families cleanly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -134,15 +135,25 @@ TEST_P(FamilyTest, WeightTableCoversTheCheckpointExactly) {
   expect_table_matches(ckpt, weight_table(c));
 }
 
-TEST_P(FamilyTest, EngineRefusesTheFamilyWithOneLine) {
+// `causeway logits` runs every family: its most likely next token after the first golden prompt
+// is Hugging Face's.
+TEST_P(FamilyTest, LogitsCommandRunsTheFamily) {
   const std::string F = GetParam();
   const fs::path dir = kFamilies / F;
-  const auto r = fixtures::run_causeway("logits --model " + dir.string() + " --tokens 1");
-  EXPECT_EQ(r.code, 2) << r.output;
-  const std::string mt = ModelConfig::from_json_file(dir / "config.json").model_type;
-  EXPECT_EQ(r.output, "causeway: error: " + (dir / "config.json").string() + ": model_type: \"" + mt +
-                          "\" is understood, but causeway's engine runs GPT-2 only so far (model "
-                          "families: issue 11)\n");
+  const json prompt = read_json(kFamilies / (F + "-goldens.json"))["prompts"][0];
+  std::string ids;
+  for (const auto& id : prompt["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+  const SafetensorsFile g = SafetensorsFile::open(kFamilies / (F + "-goldens.safetensors"));
+  const TensorInfo* info = g.find("single.0.logits");
+  ASSERT_NE(info, nullptr);
+  const int64_t V = info->shape[1], T = info->shape[0];
+  const float* last = reinterpret_cast<const float*>(g.data(*info)) + (T - 1) * V;
+  const int64_t top = std::max_element(last, last + V) - last;
+  const auto r = fixtures::run_causeway("logits --model " + dir.string() + " --tokens " + ids + " --top 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const size_t at = r.output.find("     1 ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(std::stoll(r.output.substr(at + 7)), top) << r.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyTest, ::testing::ValuesIn(kFamilyDirs),

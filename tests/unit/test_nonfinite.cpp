@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli_support.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/safetensors.h"
 #include "patching/nonfinite.h"
 
@@ -86,7 +86,7 @@ TEST(NonfiniteWeights, NanInOneTensorIsRefusedAtLoadNamingTensorAndFile) {
   fixtures::TempDir dir("nonfinite");
   const fs::path model = model_with(dir.path(), "transformer.h.1.mlp.c_fc.weight", {0.1f, 0.2f, kNaN});
   try {
-    GPT2Model::load(model);
+    TransformerModel::load(model);
     FAIL() << "a NaN weight was accepted";
   } catch (const InputError& e) {
     EXPECT_TRUE(has(e.what(), "transformer.h.1.mlp.c_fc.weight")) << e.what();
@@ -107,7 +107,7 @@ TEST(NonfiniteWeights, InfInTheKeySliceOfCAttnIsNamedAtItsStoredIndex) {
   bias[70] = kInf;
   const fs::path model = model_with(dir.path(), "transformer.h.0.attn.c_attn.bias", bias);
   try {
-    GPT2Model::load(model);
+    TransformerModel::load(model);
     FAIL() << "an inf weight was accepted";
   } catch (const InputError& e) {
     EXPECT_TRUE(has(e.what(), "transformer.h.0.attn.c_attn.bias: holds inf at element 70")) << e.what();

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <random>
 
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "patching/sweep.h"
 #include "train/head_scores.h"
 #include "train/induction_task.h"
@@ -17,7 +17,7 @@ namespace {
 
 TEST(OrganismCircuits, PatchingFindsTheInductionAndPreviousTokenHeads) {
   const auto dir = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "models/induction-2l";
-  GPT2Model model = GPT2Model::load(dir);
+  TransformerModel model = TransformerModel::load(dir);
   const train::InductionTask task(train::InductionOptions{});
   const std::vector<int32_t>& symbols = task.symbol_ids();
   const train::HeadScores scores = train::head_scores(model, task.bos(), symbols, 12, 40, 7);

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "data/prompt_pairs.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/safetensors.h"
 #include "patching/sweep.h"
 #include "tiny_model.h"

@@ -20,7 +20,7 @@
 #include "core/error.h"
 #include "data/ioi.h"
 #include "model/checkpoint_writer.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 #include "model/safetensors.h"
 #include "train/adamw.h"
 #include "train/head_scores.h"
@@ -100,7 +100,7 @@ TEST(AdamW, MatchesTorchGoldensOnTheTinyModel) {
     fs::remove_all(dir);
     FAIL() << "no train.adamw3.* goldens in " << file;
   }
-  GPT2Model model = GPT2Model::load(kData / "tiny-gpt2");
+  TransformerModel model = TransformerModel::load(kData / "tiny-gpt2");
   const ModelConfig& cfg = model.config();
   const TensorInfo& ti = g.info("train.tokens");
   const int B = static_cast<int>(ti.shape[0]), T = static_cast<int>(ti.shape[1]);
@@ -119,7 +119,7 @@ TEST(AdamW, MatchesTorchGoldensOnTheTinyModel) {
   AdamWOptions o;  // betas (0.9, 0.999), eps 1e-8
   o.weight_decay = 0.01;
   AdamW opt(params, o, AdamW::decay_all(params));
-  GPT2Weights grads(cfg);
+  ModelWeights grads(cfg);
   for (int step = 0; step < 3; ++step) {
     for (size_t i = 0; i < grads.arena().specs().size(); ++i)
       std::memset(grads.arena().at(i).data, 0, grads.arena().at(i).bytes());
@@ -276,7 +276,7 @@ TEST(Train, SameSeedsGiveBitIdenticalWeights) {
   TrainOptions o;
   o.steps = 15, o.batch = 8, o.init_seed = 3, o.data_seed = 4;
   auto weights = [&](const TrainOptions& opt) {
-    GPT2Model m = make_initialized_model(cfg, opt.init_seed, 0.1);
+    TransformerModel m = make_initialized_model(cfg, opt.init_seed, 0.1);
     train(m, task, opt);
     const Arena& a = m.weights().arena();
     std::vector<float> all;
@@ -296,7 +296,7 @@ TEST(Train, LossFallsOnTheInductionTask) {
   InductionOptions io;
   io.seq_len = 24, io.min_repeat = 2, io.max_repeat = 4;
   const InductionTask task(io);
-  GPT2Model m = make_initialized_model(tiny_config(task.vocab_size(), 24), 1, 0.1);
+  TransformerModel m = make_initialized_model(tiny_config(task.vocab_size(), 24), 1, 0.1);
   TrainOptions o;
   o.steps = 50, o.batch = 16, o.schedule.peak = 3e-3, o.schedule.warmup = 5;
   int reports = 0;
@@ -324,12 +324,12 @@ TEST(CheckpointWriter, SavedModelReloadsWithIdenticalLogits) {
   TempDir tmp;
   const TokenizerFiles tok = make_word_tokenizer({" alpha", " beta"});
   const ModelConfig cfg = tiny_config(tok.load().vocab_size(), 16);
-  GPT2Model model = make_initialized_model(cfg, 9, 0.1);
+  TransformerModel model = make_initialized_model(cfg, 9, 0.1);
   const fs::path dir = tmp.path() / "out" / "model";
   save_gpt2_checkpoint(dir, cfg, model.weights(),
                        {{"vocab.json", tok.vocab_json}, {"merges.txt", tok.merges_txt}}, false,
                        {{"eos_token_id", cfg.vocab_size - 1}});
-  GPT2Model loaded = GPT2Model::load(dir);
+  TransformerModel loaded = TransformerModel::load(dir);
   EXPECT_EQ(loaded.config().to_json(), cfg.to_json());
   const TokenBatch batch = TokenBatch::padded({{1, 5, 200, 257, 258}, {7, 3}});
   const Tensor a = model.forward(batch);
@@ -451,7 +451,7 @@ TEST(TrainCommand, TrainsSavesAndRefusesToOverwrite) {
   for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt",
                         "train.toml", "training.json"})
     EXPECT_TRUE(fs::exists(tmp.path() / "out" / f)) << f;
-  EXPECT_EQ(GPT2Model::load(tmp.path() / "out").config().n_positions, 16);
+  EXPECT_EQ(TransformerModel::load(tmp.path() / "out").config().n_positions, 16);
 
   const CommandResult again = run("train " + config.string() + " --threads 1");
   EXPECT_EQ(again.code, 2);
@@ -472,7 +472,7 @@ TEST(TrainCommand, TrainsSavesAndRefusesToOverwrite) {
 // accuracy on the repeat 0.994.
 TEST(Organisms, InductionModelHasPreviousTokenAndInductionHeads) {
   const fs::path dir = kRoot / "models/induction-2l";
-  GPT2Model model = GPT2Model::load(dir);
+  TransformerModel model = TransformerModel::load(dir);
   const InductionTask task(InductionOptions{});  // its tokenizer: bytes + <|endoftext|>
   ASSERT_EQ(model.config().vocab_size, task.vocab_size());
   std::vector<int32_t> symbols;
@@ -491,7 +491,7 @@ TEST(Organisms, InductionModelHasPreviousTokenAndInductionHeads) {
 // training: accuracy 1.000, mean logit difference 9.4.
 TEST(Organisms, IoiModelPredictsTheIndirectObject) {
   const fs::path dir = kRoot / "models/ioi-toy";
-  GPT2Model model = GPT2Model::load(dir);
+  TransformerModel model = TransformerModel::load(dir);
   const Tokenizer tok = Tokenizer::from_model_dir(dir);
   IoiOptions io;
   io.n = 200;

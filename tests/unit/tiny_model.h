@@ -5,14 +5,14 @@
 #include <filesystem>
 
 #include "data/prompt_pairs.h"
-#include "model/gpt2.h"
+#include "model/transformer_model.h"
 
 namespace causeway::fixtures {
 
 inline const std::filesystem::path kDataDir = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 
-inline GPT2Model& tiny_model() {
-  static GPT2Model model = GPT2Model::load(kDataDir / "tiny-gpt2");
+inline TransformerModel& tiny_model() {
+  static TransformerModel model = TransformerModel::load(kDataDir / "tiny-gpt2");
   return model;
 }
 

@@ -73,7 +73,7 @@ void sum_heads_forward(float* out, const float* result, const float* bias, int64
   for (int64_t n = 0; n < N; ++n) {
     float* y = out + n * C;
 #pragma omp simd
-    for (int i = 0; i < C; ++i) y[i] = bias[i];
+    for (int i = 0; i < C; ++i) y[i] = bias ? bias[i] : 0.0f;
     for (int h = 0; h < NH; ++h) {
       const float* r = result + (n * NH + h) * C;
 #pragma omp simd

@@ -3,6 +3,7 @@
 
 #include "backend/backend.h"
 #include "backend/ops.h"
+#include "backend/ops_linear.h"
 
 // OpenBLAS exports these in every threading variant; cblas.h declares them in most builds but
 // not all, so declare them here to be safe.
@@ -91,6 +92,89 @@ class CpuBackend final : public Backend {
   }
   void matmul_transposed_backward(float* d_inp, float* d_weight, const float* d_out, const float* inp, const float* weight, int64_t N, int IC, int OC) const override {
     cpu::matmul_transposed_backward(d_inp, d_weight, d_out, inp, weight, N, IC, OC);
+  }
+  void linear_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
+                      int64_t N) const override {
+    cpu::linear_forward(out, inp, W, bias, N);
+  }
+  void linear_backward(float* d_inp, float* d_weight, float* d_bias, const float* d_out,
+                       const float* inp, const WeightMatrix& W, int64_t N) const override {
+    cpu::linear_backward(d_inp, d_weight, d_bias, d_out, inp, W, N);
+  }
+  void attention_result_forward(float* result, const float* z, const WeightMatrix& W_O,
+                                int64_t N, int NH, int HS) const override {
+    cpu::attention_result_forward(result, z, W_O, N, NH, HS);
+  }
+  void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table, int64_t N,
+                         float scale) const override {
+    cpu::embedding_forward(out, ids, table, N, scale);
+  }
+  void unembed_rows(float* out, const float* x, const WeightMatrix& W_U, const int32_t* tokens,
+                    int n, int64_t B) const override {
+    cpu::unembed_rows(out, x, W_U, tokens, n, B);
+  }
+  void rmsnorm_stats(float* scale, const float* inp, int64_t N, int C, float eps) const override {
+    cpu::rmsnorm_stats(scale, inp, N, C, eps);
+  }
+  void rmsnorm_apply(float* out, const float* inp, const float* scale, const float* weight,
+                     int64_t N, int C) const override {
+    cpu::rmsnorm_apply(out, inp, scale, weight, N, C);
+  }
+  void rmsnorm_backward(float* d_inp, float* d_weight, const float* d_out, const float* inp,
+                        const float* scale, const float* weight, int64_t N,
+                        int C) const override {
+    cpu::rmsnorm_backward(d_inp, d_weight, d_out, inp, scale, weight, N, C);
+  }
+  void silu_forward(float* out, const float* inp, int64_t n) const override {
+    cpu::silu_forward(out, inp, n);
+  }
+  void silu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const override {
+    cpu::silu_backward(d_inp, d_out, inp, n);
+  }
+  void gated_forward(float* out, const float* gate, const float* up, int64_t n,
+                     cpu::GatedActivation activation) const override {
+    cpu::gated_forward(out, gate, up, n, activation);
+  }
+  void gated_backward(float* d_gate, float* d_up, const float* d_out, const float* gate,
+                      const float* up, int64_t n, cpu::GatedActivation activation) const override {
+    cpu::gated_backward(d_gate, d_up, d_out, gate, up, n, activation);
+  }
+  void softcap_forward(float* out, const float* inp, int64_t n, float cap) const override {
+    cpu::softcap_forward(out, inp, n, cap);
+  }
+  void softcap_backward(float* d_inp, const float* d_out, const float* inp, int64_t n,
+                        float cap) const override {
+    cpu::softcap_backward(d_inp, d_out, inp, n, cap);
+  }
+  void rotary_forward(float* out, const float* inp, const int32_t* positions, int64_t N, int NH,
+                      int HS, int rotary_dim, const float* inv_freq) const override {
+    cpu::rotary_forward(out, inp, positions, N, NH, HS, rotary_dim, inv_freq);
+  }
+  void rotary_backward(float* d_inp, const float* d_out, const int32_t* positions, int64_t N,
+                       int NH, int HS, int rotary_dim, const float* inv_freq) const override {
+    cpu::rotary_backward(d_inp, d_out, positions, N, NH, HS, rotary_dim, inv_freq);
+  }
+  void attention_scores_gqa_forward(float* scores, const float* q, const float* k, int B, int T,
+                                    int NH, int NKV, int HS, float scale, float softcap,
+                                    int window, int q_begin) const override {
+    cpu::attention_scores_gqa_forward(scores, q, k, B, T, NH, NKV, HS, scale, softcap, window,
+                                      q_begin);
+  }
+  void attention_values_gqa_forward(float* z, const float* pattern, const float* v, int B, int T,
+                                    int NH, int NKV, int HS, int q_begin) const override {
+    cpu::attention_values_gqa_forward(z, pattern, v, B, T, NH, NKV, HS, q_begin);
+  }
+  void attention_values_gqa_backward(float* d_pattern, float* d_v, const float* d_z,
+                                     const float* pattern, const float* v, int B, int T, int NH,
+                                     int NKV, int HS) const override {
+    cpu::attention_values_gqa_backward(d_pattern, d_v, d_z, pattern, v, B, T, NH, NKV, HS);
+  }
+  void attention_scores_gqa_backward(float* d_q, float* d_k, const float* d_scores,
+                                     const float* q, const float* k, int B, int T, int NH,
+                                     int NKV, int HS, float scale, float softcap,
+                                     int window) const override {
+    cpu::attention_scores_gqa_backward(d_q, d_k, d_scores, q, k, B, T, NH, NKV, HS, scale,
+                                       softcap, window);
   }
   void gelu_backward(float* d_inp, const float* d_out, const float* inp, int64_t n) const override {
     cpu::gelu_backward(d_inp, d_out, inp, n);

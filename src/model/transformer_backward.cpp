@@ -1,12 +1,12 @@
-// The backward pass of GPT2Model::forward, reading the activations a forward cached through a
+// The backward pass of TransformerModel::forward, reading the activations a forward cached through a
 // HookPlan (cache_for_backward) instead of keeping its own per-layer copies: attribution
 // patching caches those hooks anyway. Layer-norm outputs and gelu outputs are recomputed.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "model/gpt2.h"
-#include "model/gpt2_backward_workspace.h"
+#include "model/transformer_model.h"
+#include "model/backward_workspace.h"
 
 namespace causeway {
 
@@ -29,14 +29,16 @@ void scale_gradient(float* d_scale, const float* d_out, const float* x, const fl
 
 }  // namespace
 
-void GPT2Model::cache_for_backward(HookPlan& plan) const {
+void TransformerModel::cache_for_backward(HookPlan& plan) const {
   for (int L = 0; L < cfg_.n_layer; ++L)
     for (HookKind k : kBackwardHooks) plan.cache({k, L});
   plan.cache({HookKind::ResidPost, cfg_.n_layer - 1});
 }
 
-void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, const float* d_final,
+void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& acts, const float* d_final,
                          const BackwardRequest& req, ActivationCache& grads) {
+  if (!cfg_.is_gpt2())
+    throw std::invalid_argument("backward: only GPT-2 so far (model families: issue 11)");
   const int B = batch.B, T = batch.T;
   const int64_t N = static_cast<int64_t>(B) * T;
   const int C = cfg_.n_embd, NH = cfg_.n_head, HS = cfg_.d_head(), M = cfg_.n_inner;
@@ -59,7 +61,7 @@ void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, c
     grads.store(p, Tensor{const_cast<float*>(g), p.shape(cfg_, B, T)});
   };
   auto act = [&](HookKind kind, int layer) { return acts.at(HookPoint{kind, layer}).data; };
-  GPT2Weights* wg = req.weight_grads;
+  ModelWeights* wg = req.weight_grads;
   float* d_resid = w.d_resid.data();
   // Back through a layer norm whose statistics of `x` are in w.mean / w.rstd: the scale hook's
   // gradient if wanted, then (unless `skip`) the input gradient added to the residual stream's.
@@ -157,8 +159,8 @@ void GPT2Model::backward(const TokenBatch& batch, const ActivationCache& acts, c
   }
 }
 
-double GPT2Model::loss_and_gradients(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                                     GPT2Weights& grads) {
+double TransformerModel::loss_and_gradients(const TokenBatch& batch, const std::vector<int32_t>& targets,
+                                     ModelWeights& grads) {
   const int B = batch.B, T = batch.T, C = cfg_.n_embd, V = cfg_.vocab_size;
   const int64_t N = static_cast<int64_t>(B) * T;
   if (static_cast<int64_t>(targets.size()) != N)

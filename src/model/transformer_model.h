@@ -1,6 +1,8 @@
-// The GPT-2 forward pass with TransformerLens hook points. Built as llama.cpp builds a model
-// family: one function walks the blocks and names every intermediate by its hook as it is
-// produced; the plan decides which of them are cached or edited.
+// The forward pass of every supported family (GPT-2, Llama, Mistral, Qwen2/3, GPT-NeoX, Gemma 2)
+// with TransformerLens hook points. One function walks the blocks, reading what differs
+// between families from ModelConfig (norm kind, rotary, grouped-query heads, gated MLP,
+// parallel residual, post-norms, soft-caps, sliding windows), and names every intermediate by
+// its hook as it is produced; the plan decides which of them are cached or edited.
 //
 // A forward can also start part-way (DESIGN.md section 4): at block `start_layer` from a
 // baseline's residual stream (prefix reuse), recomputing only positions >= `row_begin` with
@@ -15,7 +17,7 @@
 
 #include "backend/backend.h"
 #include "core/arena.h"
-#include "model/gpt2_weights.h"
+#include "model/model_weights.h"
 #include "model/hooks.h"
 #include "model/model_config.h"
 #include "model/token_batch.h"
@@ -34,7 +36,9 @@ class PrefixSource {
  public:
   virtual ~PrefixSource() = default;
   virtual const float* resid_pre(int row, int layer) const = 0;  // blocks.L.hook_resid_pre
-  virtual const float* keys(int row, int layer) const = 0;       // blocks.L.attn.hook_k
+  // The keys as attention reads them: blocks.L.attn.hook_k, or hook_rot_k for rotary models
+  // (attention_keys_hook below).
+  virtual const float* keys(int row, int layer) const = 0;
   virtual const float* values(int row, int layer) const = 0;     // blocks.L.attn.hook_v
 };
 
@@ -49,24 +53,25 @@ struct ForwardOptions {
 // What a backward pass computes besides the activation gradients it needs.
 struct BackwardRequest {
   std::vector<HookPoint> hooks;         // store d(metric)/d(hook value) for these
-  GPT2Weights* weight_grads = nullptr;  // accumulate parameter gradients here (training)
+  ModelWeights* weight_grads = nullptr;  // accumulate parameter gradients here (training)
   // GradDrop (AtP*): backpropagate as if block `drop_layer` added nothing to the residual
   // stream, so gradients reaching earlier layers skip its attention and MLP; -1 = none.
   int drop_layer = -1;
 };
 
-class GPT2Model {
+class TransformerModel {
  public:
-  GPT2Model(ModelConfig cfg, GPT2Weights weights, std::unique_ptr<Backend> backend);
-  ~GPT2Model();
-  GPT2Model(GPT2Model&&) noexcept;
-  GPT2Model& operator=(GPT2Model&&) noexcept;
+  TransformerModel(ModelConfig cfg, ModelWeights weights, std::unique_ptr<Backend> backend);
+  ~TransformerModel();
+  TransformerModel(TransformerModel&&) noexcept;
+  TransformerModel& operator=(TransformerModel&&) noexcept;
   // Reads `dir`/config.json and the safetensors weights; throws InputError on bad files.
-  static GPT2Model load(const std::filesystem::path& dir);
+  // `dtype` F32 widens every matrix on load; BF16 / F16 keep them in 16 bits (compute is fp32).
+  static TransformerModel load(const std::filesystem::path& dir, DType dtype = DType::F32);
 
   const ModelConfig& config() const { return cfg_; }
-  const GPT2Weights& weights() const { return weights_; }
-  GPT2Weights& weights() { return weights_; }
+  const ModelWeights& weights() const { return weights_; }
+  ModelWeights& weights() { return weights_; }
 
   // Checks token ids and lengths against the model; `source` names where they came from.
   void validate(const TokenBatch& batch, const std::string& source = "tokens") const;
@@ -87,7 +92,7 @@ class GPT2Model {
   // Next-token training: mean cross-entropy of logits at every (b, t) with targets[b*T+t] >= 0;
   // adds the parameter gradients to `grads` (zero it first) and returns the loss.
   double loss_and_gradients(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                            GPT2Weights& grads);
+                            ModelWeights& grads);
 
   // (B, C): ln_final's output at each row's read position, after a Last or None forward.
   Tensor final_residual() const;
@@ -98,17 +103,22 @@ class GPT2Model {
   struct Workspace;
   struct BackwardWorkspace;
   void ensure_workspace(int B, int T, bool need_result, int64_t logit_rows);
-  void layernorm(HookPlan& plan, const HookContext& ctx, float* out, const float* inp,
-                 const Tensor& w, const Tensor& b, int64_t N);
-  void keys_or_values(HookPlan& plan, const HookContext& ctx, const ForwardOptions& o,
-                      const Tensor& W, const Tensor& bias, bool keys, float* full);
+  void norm(HookPlan& plan, const HookContext& ctx, HookKind normalized, float* out,
+             const float* inp, const Tensor& w, const Tensor& b, int64_t rows, int width,
+             int heads);
+  void full_rows(const HookContext& ctx, const ForwardOptions& o, const float* fresh, bool keys,
+                 float* full);
 
   ModelConfig cfg_;
-  GPT2Weights weights_;
+  ModelWeights weights_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<BackwardWorkspace> bws_;
   HookPlan no_hooks_;
+  std::vector<float> inv_freq_;  // rotary frequencies, (rotary_dim / 2)
 };
+
+// The hook whose value attention reads as keys, cached by the patching engine for prefix reuse.
+HookKind attention_keys_hook(const ModelConfig& cfg);
 
 }  // namespace causeway

@@ -1,0 +1,214 @@
+// Loading a checkpoint into ModelWeights from the family's weight table: each stored tensor
+// is checked (shape, finiteness), copied in row chunks (fp32, or rounded to the 16-bit dtype)
+// and its mapped pages released, so peak memory stays near the final copy.
+#include <algorithm>
+#include <map>
+
+#include "core/error.h"
+#include "core/finite.h"
+#include "backend/ops_linear.h"
+#include "model/families/families.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
+#include "model/weight_table.h"
+
+namespace causeway {
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::vector<std::string> split_names(const std::string& tl_name) {
+  // "blocks.3.attn.W_Q,W_K,W_V" -> the three full names; "embed.W_E,unembed.W_U" -> both.
+  std::vector<std::string> parts;
+  size_t at = 0;
+  while (true) {
+    const size_t comma = tl_name.find(',', at);
+    parts.push_back(tl_name.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  const size_t dot = parts[0].rfind('.');
+  for (size_t i = 1; i < parts.size(); ++i)
+    if (parts[i].find('.') == std::string::npos && dot != std::string::npos)
+      parts[i] = parts[0].substr(0, dot + 1) + parts[i];
+  return parts;
+}
+
+// TransformerLens' name -> the arena's: W_E, W_pos and W_U drop their module; the grouped-query
+// _W_K / _W_V / _b_K / _b_V lose the underscore.
+std::string param_name(std::string n) {
+  for (const char* module : {"pos_embed.", "unembed.", "embed."})
+    if (n.starts_with(module)) return n.substr(std::string(module).size());
+  const size_t dot = n.rfind('.');
+  if (dot != std::string::npos && n.compare(dot + 1, 1, "_") == 0) n.erase(dot + 1, 1);
+  return n;
+}
+
+// The config field that sets each stored size, to name it when the weights disagree.
+struct SizeField {
+  int64_t value;
+  std::string field;
+};
+
+std::vector<SizeField> size_fields(const ModelConfig& cfg) {
+  const bool gpt2 = cfg.is_gpt2();
+  const int64_t HS = cfg.d_head();
+  return {{cfg.vocab_size, "vocab_size"},
+          {cfg.n_embd, gpt2 ? "n_embd" : "hidden_size"},
+          {cfg.n_positions, "n_positions"},
+          {cfg.n_inner, gpt2 ? "n_inner" : "intermediate_size"},
+          {cfg.n_head * HS, "num_attention_heads x head_dim"},
+          {cfg.kv_heads() * HS, "num_key_value_heads x head_dim"},
+          {3 * cfg.n_head * HS, "num_attention_heads x head_dim"},
+          {HS, "head_dim"}};
+}
+
+// The layer count, then every stored tensor of the table against its expected shape, before
+// anything is allocated; a mismatch names the config field that set the expected size.
+void check_shapes(const ModelConfig& cfg, const Checkpoint& ckpt, const std::string& prefix,
+                  const std::vector<WeightRow>& rows, const std::string& config_source) {
+  const std::string layers_field = cfg.is_gpt2() ? "n_layer" : "num_hidden_layers";
+  for (const WeightRow& r : family_for(cfg.model_type, config_source).weights(cfg)) {
+    if (r.hf_name.find("{L}") == std::string::npos) continue;
+    auto name_at = [&](int L) { return prefix + expand_layers({r}, L + 1).back().hf_name; };
+    int stored = 0;
+    while (stored <= cfg.n_layer && ckpt.has(name_at(stored))) ++stored;
+    if (stored != cfg.n_layer)
+      throw InputError(config_source, layers_field,
+                       std::to_string(cfg.n_layer) + " disagrees with the weights: they" +
+                           (stored < cfg.n_layer
+                                ? " hold " + std::to_string(stored) + " blocks (no " +
+                                      name_at(stored) + ")"
+                                : " hold more blocks (" + name_at(cfg.n_layer) + " exists)"));
+    break;
+  }
+  for (const WeightRow& r : rows) {
+    const std::string name = prefix + r.hf_name;
+    const TensorInfo& t = ckpt.info(name);  // InputError naming a missing tensor and the file
+    if (t.shape == r.shape) continue;
+    std::string field = "shape";
+    int64_t value = 0;
+    for (size_t d = 0; d < r.shape.size() && d < t.shape.size() && field == "shape"; ++d)
+      if (t.shape[d] != r.shape[d])
+        for (const SizeField& f : size_fields(cfg))
+          if (f.value == r.shape[d]) {
+            field = f.field, value = f.value;
+            break;
+          }
+    throw InputError(config_source, field,
+                     (value ? std::to_string(value) + " " : std::string()) +
+                         "disagrees with the weights: " + ckpt.file_of(name) + " holds " +
+                         t.name + " of shape " + shape_text(t.shape) + " (expected " +
+                         shape_text(r.shape) + ")");
+  }
+}
+
+}  // namespace
+
+ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
+                                const std::string& config_source, DType dtype) {
+  const std::string prefix =
+      cfg.is_gpt2() && ckpt.has("transformer.wte.weight") ? "transformer." : "";
+  const std::vector<WeightRow> rows = weight_table(cfg);
+  check_shapes(cfg, ckpt, prefix, rows, config_source);
+  ModelWeights w(cfg, dtype);
+
+  // Destination of a parameter: fp32 in the arena, or 16-bit words.
+  std::map<std::string, uint16_t*> half_at;
+  {
+    uint16_t* p = w.half_.data();
+    for (const TensorSpec& s : w.half_specs_) half_at[s.name] = p, p += s.shape.numel();
+  }
+  auto is_vector = [&](const std::string& n) {
+    for (const TensorSpec& s : w.arena_.specs())
+      if (s.name == n) return true;
+    return false;
+  };
+  // Stores n floats at element `offset` of parameter `param`, refusing NaN and inf.
+  auto store = [&](const std::string& hf, const std::string& param, int64_t offset,
+                   const float* src, int64_t n, int64_t src_offset) {
+    if (const int64_t i = first_nonfinite(src, n); i >= 0)
+      throw InputError(ckpt.file_of(hf), hf,
+                       "holds " + nonfinite_name(src[i]) + " at element " +
+                           std::to_string(src_offset + i) +
+                           " (flat index); NaN and inf weights are refused");
+    if (is_vector(param)) {
+      std::copy(src, src + n, w.arena_.get(param).data + offset);
+      return;
+    }
+    uint16_t* dst = half_at.at(param) + offset;
+    if (dtype == DType::BF16)
+      for (int64_t i = 0; i < n; ++i) dst[i] = cpu::f32_to_bf16(src[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) dst[i] = cpu::f32_to_f16(src[i]);
+  };
+  std::vector<float> chunk;
+  // Rows [begin, end) of stored tensor `hf` (rows of its first axis) to `param` at row `at`.
+  auto copy_rows = [&](const std::string& hf, int64_t begin, int64_t end, const std::string& param,
+                       int64_t at) {
+    const TensorInfo& t = ckpt.info(hf);
+    int64_t row = 1;
+    for (size_t i = 1; i < t.shape.size(); ++i) row *= t.shape[i];
+    const int64_t step = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(row, 1));
+    for (int64_t r = begin; r < end; r += step) {
+      const int64_t e = std::min(end, r + step);
+      chunk.resize(static_cast<size_t>((e - r) * row));
+      ckpt.read_rows(hf, r, e, chunk.data());
+      store(hf, param, (at + r - begin) * row, chunk.data(), (e - r) * row, r * row);
+    }
+  };
+
+  for (const WeightRow& r : rows) {
+    const std::string hf = prefix + r.hf_name;
+    const std::vector<std::string> names = split_names(r.tl_name);
+    const int64_t rows0 = r.shape[0];
+    if (names.size() == 1 || param_name(names[1]) == "W_U") {
+      copy_rows(hf, 0, rows0, param_name(names[0]), 0);
+    } else if (cfg.is_gpt2()) {
+      // c_attn: (C, 3C) or (3C), columns [q | k | v].
+      const int64_t third = r.shape.back() / 3, n_rows = r.shape.size() == 2 ? rows0 : 1;
+      chunk.resize(static_cast<size_t>(n_rows * third));
+      for (int i = 0; i < 3; ++i) {
+        ckpt.read_columns(hf, i * third, (i + 1) * third, chunk.data());
+        store(hf, param_name(names[i]), 0, chunk.data(), n_rows * third, i * third);
+      }
+    } else {
+      // GPT-NeoX query_key_value: rows grouped per head as [q_h | k_h | v_h], HS rows each.
+      const int64_t HS = cfg.d_head();
+      for (int h = 0; h < cfg.n_head; ++h)
+        for (int i = 0; i < 3; ++i)
+          copy_rows(hf, (3 * h + i) * HS, (3 * h + i + 1) * HS, param_name(names[i]), h * HS);
+    }
+    ckpt.release(hf);
+  }
+
+  // Gemma stores RMSNorm weights as w - 1; the 1 is added here (in fp32, as TransformerLens'
+  // converter does) so one norm op serves every family.
+  if (cfg.norm == NormKind::RMSNormOnePlusW)
+    for (const TensorSpec& s : w.arena_.specs())
+      if (s.name.find("ln") != std::string::npos && s.name.ends_with(".w")) {
+        const Tensor t = w.arena_.get(s.name);
+        for (int64_t i = 0; i < t.numel(); ++i) t.data[i] += 1.0f;
+      }
+
+  // GPT-2 ties the unembedding to wte; a separate lm_head.weight (untied fine-tunes) is not
+  // supported there, and saying so beats silently using the wrong matrix.
+  if (cfg.is_gpt2() && ckpt.has("lm_head.weight") && dtype == DType::F32) {
+    const int64_t V = cfg.vocab_size, C = cfg.n_embd;
+    ckpt.expect_shape("lm_head.weight", {V, C}, config_source);
+    std::vector<float> lm(static_cast<size_t>(V * C));
+    ckpt.read("lm_head.weight", lm.data());
+    for (int64_t i = 0; i < V * C; ++i)
+      if (lm[i] != w.W_E.data[i])
+        throw InputError(ckpt.file_of("lm_head.weight"), "lm_head.weight",
+                         "differs from wte.weight; untied unembeddings are not supported");
+  }
+  return w;
+}
+
+}  // namespace causeway
