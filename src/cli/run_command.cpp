@@ -77,25 +77,6 @@ int default_threads(const Communicator& world) {
   return std::max(1, shared ? mine / local : mine);
 }
 
-// Axis names of one prompt's value of a hook (the batch axis dropped).
-std::vector<std::string> hook_axes(HookKind k) {
-  switch (k) {
-    case HookKind::Ln1Scale:
-    case HookKind::Ln2Scale:
-    case HookKind::LnFinalScale: return {"pos", "one"};
-    case HookKind::Q:
-    case HookKind::K:
-    case HookKind::V:
-    case HookKind::Z: return {"pos", "head", "d_head"};
-    case HookKind::AttnScores:
-    case HookKind::Pattern: return {"head", "dest_pos", "src_pos"};
-    case HookKind::Result: return {"pos", "head", "d_model"};
-    case HookKind::MlpPre:
-    case HookKind::MlpPost: return {"pos", "neuron"};
-    default: return {"pos", "d_model"};
-  }
-}
-
 // NaN over every position at or past `length` (positions past a prompt hold padding).
 void mask_past_length(float* v, const std::vector<int64_t>& shape, const std::vector<std::string>& axes,
                       int length) {
@@ -334,7 +315,7 @@ void set_up(Job& job, const RunOptions& o) {
   for (const std::string& h : c.cache_hooks) {
     const HookPoint hp = HookPoint::parse(h, mc, c.path.string() + ": output.cache");
     const Shape s = hp.shape(mc, 1, job.T_max);
-    ActivationLayout a{hp.name(), {}, hook_axes(hp.kind)};
+    ActivationLayout a{hp.name(), {}, hook_axes(hp.kind, mc)};
     for (int d = 1; d < s.rank; ++d) a.shape.push_back(s[d]);
     job.cache_points.push_back(hp);
     job.activations.push_back(a);

@@ -139,6 +139,17 @@ HookGeometry hook_geometry(HookKind kind, const ModelConfig& cfg) {
   return g;
 }
 
+std::vector<std::string> hook_axes(HookKind kind, const ModelConfig& cfg) {
+  const HookName& e = entry(kind);
+  if (hook_geometry(kind, cfg).head_major) return {"head", "dest_pos", "src_pos"};
+  const char* width = e.width == Width::Head     ? "d_head"
+                      : e.width == Width::Mlp    ? "neuron"
+                      : e.width == Width::Scalar ? "one"
+                                                 : "d_model";
+  if (e.heads == Heads::One) return {"pos", width};
+  return {"pos", "head", width};
+}
+
 Shape HookPoint::shape(const ModelConfig& cfg, int B, int T) const {
   const HookGeometry g = hook_geometry(kind, cfg);
   if (g.head_major) return Shape{B, g.heads, T, T};

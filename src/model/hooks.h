@@ -83,6 +83,9 @@ struct HookGeometry {
   int64_t width = 0;
 };
 HookGeometry hook_geometry(HookKind kind, const ModelConfig& cfg);
+// Axis names of one sequence's value of a hook (batch axis dropped), as result files label
+// them: "pos", "head", "d_head", "d_model", "neuron", "one", "dest_pos", "src_pos".
+std::vector<std::string> hook_axes(HookKind kind, const ModelConfig& cfg);
 // Whether the model `cfg` has this hook at all (rotary models have no hook_pos_embed, ...).
 bool model_has_hook(HookKind kind, const ModelConfig& cfg);
 
