@@ -145,6 +145,33 @@ def worker_pytorch(model_dir: pathlib.Path, dtype: str, threads: int, batch: int
                           attn=model.config._attn_implementation, torch=torch.__version__)))
 
 
+def worker_check(model_dir: pathlib.Path, causeway_cmd, threads: int):
+    """Max |logit| difference of causeway against PyTorch in fp32 from the same stored weights
+    (bf16 ones widened), on a 16-token prompt; both runs in this worker, not the timed ones."""
+    import tempfile
+
+    import h5py
+    import numpy as np
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    ids = token_ids(1, 16, json.loads((model_dir / "config.json").read_text())["vocab_size"], seed=1)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "logits.h5"
+        run = subprocess.run(causeway_cmd + ["--tokens", ",".join(map(str, ids)), "--out", str(out)],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(first_line(run.stderr))
+        with h5py.File(out, "r") as f:
+            got = f["logits"][...]
+    model = transformers.LlamaForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+    print(json.dumps(dict(max_abs_diff=float(np.abs(got - ref).max()),
+                          max_abs_logit=float(np.abs(ref).max()))))
+
+
 # ------------------------------------------------------------------------------------------
 # Driver
 # ------------------------------------------------------------------------------------------
@@ -260,6 +287,23 @@ def run_causeway_logits(args, binary, model_dir, threads, extra):
                      f"{statistics.median(r[0] for r in one):.2f} s")
 
 
+def check_causeway(args, dtype):
+    """One line: causeway's logits against PyTorch fp32 on the same weights, or why not."""
+    model_dir = checkpoint_dir(args.cache_dir, dtype)
+    binary = pathlib.Path(args.causeway)
+    cmd = [str(binary.resolve()), "logits", "--model", str(model_dir), "--threads", "2", "--top", "1"]
+    cmd += dtype_flag(args, binary, dtype)
+    out = subprocess.run([sys.executable, str(HERE), "--worker", "check", "--dtypes", dtype,
+                          "--cache-dir", str(args.cache_dir), "--causeway-cmd", json.dumps(cmd)],
+                         capture_output=True, text=True, env=thread_env(2))
+    if out.returncode != 0:
+        lines = [l for l in out.stderr.splitlines() if l.strip()]
+        return f"check {dtype}: not available: {lines[-1] if lines else out.returncode}"
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return (f"check {dtype}: max |logit| difference causeway vs PyTorch fp32 on the same weights "
+            f"{r['max_abs_diff']:.2e} (largest |logit| {r['max_abs_logit']:.2f})")
+
+
 def run_causeway(args, dtype, threads):
     binary = pathlib.Path(args.causeway)
     model_dir = checkpoint_dir(args.cache_dir, dtype)
@@ -295,16 +339,25 @@ def main():
                                                   "'--dtype bf16' (default: --dtype bf16 if "
                                                   "`causeway logits --help` lists --dtype)")
     ap.add_argument("--skip-pytorch", action="store_true")
-    ap.add_argument("--worker", choices=["make", "pytorch"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-check", action="store_true",
+                    help="skip comparing causeway's logits with PyTorch's before timing")
+    ap.add_argument("--causeway-cmd", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["make", "pytorch", "check"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.worker == "make":
         return worker_make(args.cache_dir, args.seed)
+    if args.worker == "check":
+        return worker_check(checkpoint_dir(args.cache_dir, args.dtypes[0]),
+                            json.loads(args.causeway_cmd), 2)
     if args.worker == "pytorch":
         return worker_pytorch(checkpoint_dir(args.cache_dir, args.dtypes[0]), args.dtypes[0],
                               args.threads[0], args.batch, args.seq, args.repeats)
 
     ensure_checkpoints(args.cache_dir, args.dtypes, args.seed)
+    if args.causeway and not args.no_check:
+        for dtype in args.dtypes:
+            print(check_causeway(args, dtype), flush=True)
     print(f"batch {args.batch} x {args.seq} tokens, {args.repeats} timed forwards after 1 warm-up; "
           f"machine load average {os.getloadavg()[0]:.1f}", flush=True)
     # CPU s per forward (all threads) is the fairer figure when other jobs share the machine.
