@@ -16,6 +16,7 @@
 #include "core/utf8.h"
 #include "io/hdf5_file.h"
 #include "io/output_lock.h"
+#include "model/model_weights.h"
 #include "model/transformer_model.h"
 #include "model/tokenizer.h"
 
@@ -33,6 +34,7 @@ struct LogitsOptions {
   bool overwrite = false;
   int threads = 0;
   std::optional<bool> prepend_bos;  // --prepend-bos / --no-prepend-bos; unset: the tokenizer's default
+  std::string dtype = "f32";
 };
 
 std::vector<int32_t> parse_token_ids(const std::string& s) {
@@ -98,7 +100,8 @@ int run_logits(const LogitsOptions& o) {
   if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
 
-  TransformerModel model = TransformerModel::load(dir);
+  TransformerModel model =
+      TransformerModel::load(dir, parse_weight_dtype(o.dtype, "--dtype", ""));
   std::unique_ptr<Tokenizer> tok;
   const bool has_tokenizer = std::filesystem::exists(dir / "vocab.json") ||
                              std::filesystem::exists(dir / "tokenizer.json");
@@ -138,8 +141,11 @@ int run_logits(const LogitsOptions& o) {
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
                     [&](int a, int b) { return last[a] > last[b]; });
 
-  std::printf("model: %s (%d layers, d_model %d, %d heads, vocab %d)\n", dir.string().c_str(),
-              model.config().n_layer, model.config().n_embd, model.config().n_head, V);
+  const ModelConfig& mc = model.config();
+  std::printf("model: %s (%s, %d layers, d_model %d, %d heads", dir.string().c_str(),
+              mc.model_type.c_str(), mc.n_layer, mc.n_embd, mc.n_head);
+  if (mc.kv_heads() != mc.n_head) std::printf(", %d key/value heads", mc.kv_heads());
+  std::printf(", vocab %d, weights %s)\n", V, dtype_name(model.weights().dtype()));
   std::printf("input: %d tokens:", T);
   for (int32_t id : ids) {
     if (tok) std::printf(" %d:%s", id, show(tok->token_text(id)).c_str());
@@ -186,7 +192,8 @@ Command add_logits_command(CLI::App& app) {
       "logits", "Run the model once and print the most likely next tokens; optionally save the "
                 "logits and any hook activations to HDF5.");
   cmd->add_option("--model", o->model,
-                  "Hugging Face GPT-2 checkpoint folder (config.json, model.safetensors or "
+                  "Hugging Face checkpoint folder of a GPT-2, Llama, Mistral, Qwen2/3, GPT-NeoX "
+                  "or Gemma 2 model (config.json, model.safetensors or "
                   "model.safetensors.index.json, and vocab.json + merges.txt or tokenizer.json)")
       ->required()
       ->check(CLI::ExistingDirectory);
@@ -212,6 +219,9 @@ Command add_logits_command(CLI::App& app) {
                   "HDF5 file to write: 'logits' [pos, vocab], 'tokens', and one dataset per "
                   "cached hook named by its hook name (batch axis dropped)");
   cmd->add_flag("--overwrite", o->overwrite, "Replace --out if it already exists");
+  cmd->add_option("--dtype", o->dtype,
+                  "How weight matrices are held: f32 (default), bf16 or f16 (kept as the "
+                  "checkpoint stores them, or rounded; compute is fp32 either way)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([text, tokens]() {

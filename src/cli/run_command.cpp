@@ -265,7 +265,7 @@ void set_up(Job& job, const RunOptions& o) {
                             o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
-  job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model));
+  job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model, c.dtype));
   const ModelConfig& mc = job.model->config();
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)

@@ -12,6 +12,7 @@
 
 #include "cli/toml_table.h"
 #include "core/error.h"
+#include "model/model_weights.h"
 
 namespace causeway {
 
@@ -158,6 +159,8 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
     if (!n->is_boolean()) model.fail("prepend_bos", "must be true or false");
     c.prepend_bos = n->as_boolean()->get();
   }
+  if (model.raw("dtype"))
+    c.dtype = parse_weight_dtype(model.require_string("dtype"), file, "model.dtype");
   model.reject_unknown();
 
   Table data(table_of(root, "data", file, true), file, "data");

@@ -1,6 +1,6 @@
 // `causeway run` configuration from TOML. Every error names the file, the table and the key.
 //
-//   [model]       path = "models/ioi", threads = 2
+//   [model]       path = "models/ioi", threads = 2, dtype = "bf16"
 //   [data]        file = "pairs.jsonl"   or   generator = "ioi", n = 64, seed = 0, corruption = "swap"
 //   [output]      path = "results/ioi.h5", cache = ["blocks.5.attn.hook_z", ...]
 //   [parallel]    tp = 1, schedule = static|dynamic, pairs_per_item = 32
@@ -37,6 +37,7 @@ struct RunConfig {
   std::filesystem::path model;
   int threads = 0;
   std::optional<bool> prepend_bos;  // [model] prepend_bos; unset: as the tokenizer's files say
+  DType dtype = DType::F32;          // [model] dtype: how weight matrices are held (compute is fp32)
   std::filesystem::path data_file;
   std::string generator;       // "ioi" or empty
   IoiOptions ioi;

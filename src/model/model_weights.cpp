@@ -75,6 +75,15 @@ std::vector<TensorSpec> arena_specs(const std::vector<ParamSpec>& ps, bool matri
 
 }  // namespace
 
+DType parse_weight_dtype(const std::string& text, const std::string& source,
+                         const std::string& field) {
+  if (text == "f32" || text == "fp32" || text == "float32") return DType::F32;
+  if (text == "bf16" || text == "bfloat16") return DType::BF16;
+  if (text == "f16" || text == "fp16" || text == "float16") return DType::F16;
+  throw InputError(source, field,
+                   "\"" + text + "\" is not a weight dtype (choices: f32, bf16, f16)");
+}
+
 WeightMatrix Weight::matrix() const {
   WeightMatrix m;
   m.dtype = dtype;

@@ -19,6 +19,11 @@ namespace causeway {
 
 class Checkpoint;
 
+// "f32" (also "fp32", "float32"), "bf16" ("bfloat16") or "f16" ("fp16", "float16"): how
+// weight matrices are held. InputError(source, field, ...) lists the choices otherwise.
+DType parse_weight_dtype(const std::string& text, const std::string& source,
+                         const std::string& field);
+
 // A weight matrix: an fp32 Tensor in its stored shape (data null when held in 16 bits), plus
 // what a linear op needs to read it in either precision.
 struct Weight : Tensor {

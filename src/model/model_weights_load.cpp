@@ -49,23 +49,37 @@ std::string param_name(std::string n) {
   return n;
 }
 
-// The config field that sets each stored size, to name it when the weights disagree.
-struct SizeField {
-  int64_t value;
+// The config field that sets each stored axis of a row, to name it when the weights disagree:
+// read from the row's TransformerLens name, its rank and the family's layout. `value` is the
+// field's own value; `product` says how the axis size follows from it, when not equal.
+struct AxisField {
   std::string field;
+  int64_t value = 0;
+  std::string product;
 };
 
-std::vector<SizeField> size_fields(const ModelConfig& cfg) {
+std::vector<AxisField> axis_fields(const WeightRow& r, const ModelConfig& cfg) {
   const bool gpt2 = cfg.is_gpt2();
-  const int64_t HS = cfg.d_head();
-  return {{cfg.vocab_size, "vocab_size"},
-          {cfg.n_embd, gpt2 ? "n_embd" : "hidden_size"},
-          {cfg.n_positions, "n_positions"},
-          {cfg.n_inner, gpt2 ? "n_inner" : "intermediate_size"},
-          {cfg.n_head * HS, "num_attention_heads x head_dim"},
-          {cfg.kv_heads() * HS, "num_key_value_heads x head_dim"},
-          {3 * cfg.n_head * HS, "num_attention_heads x head_dim"},
-          {HS, "head_dim"}};
+  const std::string hd = " x head_dim " + std::to_string(cfg.d_head());
+  const AxisField C{gpt2 ? "n_embd" : "hidden_size", cfg.n_embd, ""};
+  const AxisField M{gpt2 ? "n_inner" : "intermediate_size", cfg.n_inner, ""};
+  const AxisField Q = gpt2 ? C : AxisField{"num_attention_heads", cfg.n_head, hd};
+  const AxisField KV = gpt2 ? C : AxisField{"num_key_value_heads", cfg.kv_heads(), hd};
+  const std::string& n = r.tl_name;
+  auto has = [&](const char* part) { return n.find(part) != std::string::npos; };
+  AxisField out = C, in = C;
+  if (has("W_E") || has("W_U")) return {{"vocab_size", cfg.vocab_size, ""}, C};
+  if (has("W_pos")) return {{"n_positions", cfg.n_positions, ""}, C};
+  if (has("norm.w")) return {{"head_dim", cfg.d_head(), ""}};
+  if (has("W_Q,") || has("b_Q,")) out = gpt2 ? C : AxisField{"num_attention_heads", cfg.n_head, " x 3" + hd};
+  else if (has("W_Q") || has("b_Q")) out = Q;
+  else if (has("W_K") || has("W_V") || has("b_K") || has("b_V")) out = KV;
+  else if (has("W_O")) in = Q;
+  else if (has("W_gate") || has("W_in") || has("b_gate") || has("b_in")) out = M;
+  else if (has("W_out")) in = M;
+  if (r.shape.size() == 1) return {out};
+  // GPT-2's Conv1D stores (in, out); nn.Linear (out, in).
+  return gpt2 ? std::vector<AxisField>{in, out} : std::vector<AxisField>{out, in};
 }
 
 // The layer count, then every stored tensor of the table against its expected shape, before
@@ -91,20 +105,21 @@ void check_shapes(const ModelConfig& cfg, const Checkpoint& ckpt, const std::str
     const std::string name = prefix + r.hf_name;
     const TensorInfo& t = ckpt.info(name);  // InputError naming a missing tensor and the file
     if (t.shape == r.shape) continue;
-    std::string field = "shape";
-    int64_t value = 0;
-    for (size_t d = 0; d < r.shape.size() && d < t.shape.size() && field == "shape"; ++d)
-      if (t.shape[d] != r.shape[d])
-        for (const SizeField& f : size_fields(cfg))
-          if (f.value == r.shape[d]) {
-            field = f.field, value = f.value;
-            break;
-          }
-    throw InputError(config_source, field,
-                     (value ? std::to_string(value) + " " : std::string()) +
+    AxisField field{"shape", 0, ""};
+    const std::vector<AxisField> fields = axis_fields(r, cfg);
+    if (t.shape.size() == r.shape.size())
+      for (size_t d = 0; d < r.shape.size() && d < fields.size(); ++d)
+        if (t.shape[d] != r.shape[d]) {
+          field = fields[d];
+          break;
+        }
+    throw InputError(config_source, field.field,
+                     (field.value ? std::to_string(field.value) + " " : std::string()) +
                          "disagrees with the weights: " + ckpt.file_of(name) + " holds " +
                          t.name + " of shape " + shape_text(t.shape) + " (expected " +
-                         shape_text(r.shape) + ")");
+                         shape_text(r.shape) +
+                         (field.product.empty() ? "" : ", from " + field.field + field.product) +
+                         ")");
   }
 }
 

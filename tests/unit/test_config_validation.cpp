@@ -81,6 +81,7 @@ TEST(ConfigValidation, EveryBadValueIsRefusedWhenTheFileIsRead) {
       {"pairs_per_item past 32 bits", with_experiment("sweep = \"resid_pre\"\n") + "[parallel]\npairs_per_item = 4294967297\n", {"parallel.pairs_per_item"}},
       {"tp past 32 bits", with_experiment("sweep = \"resid_pre\"\n") + "[parallel]\ntp = 4294967297\n", {"parallel.tp"}},
       {"negative threads", "[model]\npath = \"m\"\nthreads = -1\n" + with_experiment("sweep = \"resid_pre\"\n").substr(std::string("[model]\npath = \"m\"\n").size()), {"model.threads"}},
+      {"unknown weight dtype", "[model]\npath = \"m\"\ndtype = \"q4\"\n" + with_experiment("sweep = \"resid_pre\"\n").substr(std::string("[model]\npath = \"m\"\n").size()), {"model.dtype", "q4", "bf16"}},
       {"ioi n past 32 bits", "[model]\npath = \"m\"\n[data]\ngenerator = \"ioi\"\nn = 4294967297\n[output]\npath = \"o.h5\"\n[[experiment]]\nname = \"e\"\nsweep = \"resid_pre\"\n", {"data.n"}},
       {"negative ioi seed", "[model]\npath = \"m\"\n[data]\ngenerator = \"ioi\"\nseed = -3\n[output]\npath = \"o.h5\"\n[[experiment]]\nname = \"e\"\nsweep = \"resid_pre\"\n", {"data.seed"}},
   };

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "backend/ops_linear.h"
 #include "family_goldens.h"
 #include "model/transformer_model.h"
 
@@ -143,6 +144,62 @@ TEST_P(FamilyForward, PartWayForwardEqualsFullForward) {
       EXPECT_LE(max_abs_diff(part.data, ref), 1e-5)
           << family_ << " start_layer " << start << " row_begin " << rb;
     }
+}
+
+// Weights held in 16 bits compute in fp32: a bf16 (f16) model equals the fp32 model whose
+// matrices were rounded to bf16 (f16), for logits and every hook. Vectors stay fp32 in both.
+void round_matrices(ModelWeights& w, DType dtype) {
+  auto round = [&](Weight& m) {
+    if (!m.data) return;
+    for (int64_t i = 0; i < m.numel(); ++i)
+      m.data[i] = dtype == DType::BF16 ? cpu::bf16_to_f32(cpu::f32_to_bf16(m.data[i]))
+                                       : cpu::f16_to_f32(cpu::f32_to_f16(m.data[i]));
+  };
+  round(w.W_E);
+  if (w.W_U.data != w.W_E.data) round(w.W_U);
+  for (BlockWeights& b : w.blocks)
+    for (Weight* m : {&b.W_Q, &b.W_K, &b.W_V, &b.W_O, &b.W_gate, &b.W_in, &b.W_out}) round(*m);
+}
+
+void expect_16_bit_equals_rounded_fp32(const std::filesystem::path& dir, const TokenBatch& batch,
+                                       const std::string& what) {
+  for (DType dtype : {DType::BF16, DType::F16}) {
+    TransformerModel half = TransformerModel::load(dir, dtype);
+    TransformerModel rounded = TransformerModel::load(dir);
+    round_matrices(rounded.weights(), dtype);
+    const ModelConfig& cfg = half.config();
+    EXPECT_LT(half.weights().bytes(), rounded.weights().bytes() * 0.6) << what;
+    HookPlan a(cfg.n_layer), b(cfg.n_layer);
+    for (HookPoint h : all_hook_points(cfg)) a.cache(h), b.cache(h);
+    const Tensor la = half.forward(batch, a);
+    const std::vector<float> got(la.data, la.data + la.numel());
+    const Tensor lb = rounded.forward(batch, b);
+    const std::vector<float> ref(lb.data, lb.data + lb.numel());
+    EXPECT_LE(max_abs_diff(got.data(), ref), kTolerance) << what << " " << dtype_name(dtype);
+    // The rounding is real: the fp32 model on unrounded weights differs.
+    TransformerModel exact = TransformerModel::load(dir);
+    const Tensor le = exact.forward(batch);
+    EXPECT_GT(max_abs_diff(le.data, ref), 1e-6) << what << " " << dtype_name(dtype);
+    for (HookPoint h : all_hook_points(cfg)) {
+      const Tensor& x = b.activations().at(h);
+      EXPECT_LE(max_abs_diff(a.activations().at(h).data,
+                             std::vector<float>(x.data, x.data + x.numel())),
+                kTolerance)
+          << what << " " << dtype_name(dtype) << " " << h.name();
+    }
+  }
+}
+
+TEST_P(FamilyForward, SixteenBitWeightsEqualFp32OnRoundedWeights) {
+  expect_16_bit_equals_rounded_fp32(fixtures::family_model_dir(family_),
+                                    TokenBatch::single(to_i32(goldens_->ints("single.1.tokens"))),
+                                    family_);
+}
+
+TEST(Gpt2Forward, SixteenBitWeightsEqualFp32OnRoundedWeights) {
+  // GPT-2's Conv1D matrices are stored (in, out): the other layout of the 16-bit linear ops.
+  expect_16_bit_equals_rounded_fp32(std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data/tiny-gpt2",
+                                    TokenBatch::single({464, 329, 318, 257, 1, 99, 7}), "gpt2");
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyForward, ::testing::ValuesIn(fixtures::kFamilies),

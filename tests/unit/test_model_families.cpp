@@ -156,6 +156,37 @@ TEST_P(FamilyTest, LogitsCommandRunsTheFamily) {
   EXPECT_EQ(std::stoll(r.output.substr(at + 7)), top) << r.output;
 }
 
+// Sizes in a family's config.json that disagree with its weights stop `logits` with one line
+// naming config.json and the field, before anything is allocated.
+TEST(ModelFamilies, ConfigSizesDisagreeingWithTheWeightsNameTheField) {
+  fixtures::TempDir tmp("family-sizes");
+  struct SizeCase {
+    const char* family;
+    const char* field;
+    int value;
+  };
+  for (const SizeCase& c : {SizeCase{"llama3", "intermediate_size", 128},
+                            SizeCase{"qwen3", "num_key_value_heads", 4},
+                            SizeCase{"gemma2", "vocab_size", 500},
+                            SizeCase{"gpt_neox", "num_hidden_layers", 1},
+                            SizeCase{"mistral", "num_hidden_layers", 3}}) {
+    const fs::path m = tmp.path() / (std::string(c.family) + "-" + c.field);
+    fs::create_directories(m);
+    for (const auto& e : fs::directory_iterator(kFamilies / c.family))
+      fs::copy(e.path(), m / e.path().filename());
+    json cfg = read_json(kFamilies / c.family / "config.json");
+    cfg[c.field] = c.value;
+    std::ofstream(m / "config.json") << cfg.dump();
+    const auto r = fixtures::run_causeway("logits --model " + m.string() + " --tokens 1,2");
+    EXPECT_EQ(r.code, 2) << c.family << " " << c.field << ": " << r.output;
+    EXPECT_NE(r.output.find("causeway: error: " + (m / "config.json").string() + ": " + c.field +
+                            ": " + std::to_string(c.value) + " disagrees with the weights"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, FamilyTest, ::testing::ValuesIn(kFamilyDirs),
                          [](const auto& info) { return info.param; });
 
