@@ -17,7 +17,14 @@ own process so peak RSS figures do not mix: PyTorch's is VmHWM of its worker, ca
 causeway is timed by bench/causeway_bench_forward (next to the CLI, in bench/) when it accepts
 the checkpoint; otherwise by `causeway logits` (one sequence): wall time of a T-token run minus
 that of a 1-token run, so loading the weights is not counted. A configuration causeway cannot
-run is reported as "causeway: not available: <first line of its error>".
+run is reported as "causeway: not available: <first line of its error>". Before timing, causeway's
+logits on a 16-token prompt are compared with PyTorch fp32 on the same stored weights (--no-check
+skips it).
+
+bf16 means different things on the two sides: PyTorch computes in bf16; causeway keeps the
+weight matrices in bf16 (--dtype bf16, passed when `causeway logits --help` lists it, or
+--causeway-dtype-flag) and computes in fp32. causeway_bench_forward has no --dtype, so bf16 is
+timed through `causeway logits`.
 """
 import argparse
 import json
