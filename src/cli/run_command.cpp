@@ -339,7 +339,7 @@ void place_ranks(Job& job, const Communicator& world) {
 
 // What a result file must match to be resumed, beside its config text.
 ResumeIdentity identity_of(const Job& job) {
-  return {job.layouts.front().pairs_per_item, job.model->config().to_json().dump(),
+  return {job.layouts.front().pairs_per_item, job.model->config().describe().dump(),
           weights_fingerprint(job.cfg.model)};
 }
 
@@ -389,7 +389,7 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   // or a full disk during layout leaves no file (and, with --overwrite, the old one intact).
   try {
     ResultStore store = ResultStore::create_staged(c.output);
-    store.write_meta(c.text, c.model.string(), job.model->config().to_json().dump(), job.topo.describe());
+    store.write_meta(c.text, c.model.string(), job.model->config().describe().dump(), job.topo.describe());
     write_resume_identity(store.file(), identity_of(job));
     store.write_data(job.data, job.tok.get());
     fault_kill_during_layout();

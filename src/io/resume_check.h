@@ -13,7 +13,7 @@ namespace causeway {
 
 struct ResumeIdentity {
   int pairs_per_item = 0;           // pairs per work item as laid out (clamped to the pairs)
-  std::string model_config_json;    // ModelConfig::to_json().dump()
+  std::string model_config_json;    // ModelConfig::describe().dump()
   std::string weights_fingerprint;  // weights_fingerprint(model folder)
 };
 

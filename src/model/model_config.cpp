@@ -69,6 +69,46 @@ ModelConfig ModelConfig::from_json_file(const std::filesystem::path& path) {
   return from_json_text(ss.str(), path.string());
 }
 
+nlohmann::json ModelConfig::describe() const {
+  json j;
+  j["model_type"] = model_type;
+  j["n_layer"] = n_layer;
+  j["n_embd"] = n_embd;
+  j["n_head"] = n_head;
+  j["n_kv_head"] = kv_heads();
+  j["d_head"] = d_head();
+  j["n_positions"] = n_positions;
+  j["vocab_size"] = vocab_size;
+  j["n_inner"] = n_inner;
+  j["norm"] = norm_kind_name(norm);
+  j["layer_norm_epsilon"] = float_as_written(layer_norm_epsilon);
+  j["activation_function"] = activation_function;
+  j["gated_mlp"] = gated_mlp;
+  j["rotary_dim"] = rotary_dim;
+  j["rope_theta"] = rope_theta;
+  if (!rope_scaling.type.empty())
+    j["rope_scaling"] = {{"type", rope_scaling.type},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings",
+                          rope_scaling.original_max_position_embeddings}};
+  j["parallel_residual"] = parallel_residual;
+  j["qkv_bias"] = qkv_bias;
+  j["out_bias"] = out_bias;
+  j["mlp_bias"] = mlp_bias;
+  j["qk_norm"] = qk_norm;
+  j["tied_unembedding"] = tied_unembedding;
+  j["post_norms"] = post_norms;
+  j["attn_softcap"] = float_as_written(attn_softcap);
+  j["final_logit_softcap"] = float_as_written(final_logit_softcap);
+  j["embedding_scale"] = float_as_written(embedding_scale);
+  j["query_pre_attn_scalar"] = float_as_written(query_pre_attn_scalar);
+  j["sliding_window"] = sliding_window;
+  j["sliding_layers"] = sliding_layers;
+  return j;
+}
+
 nlohmann::json ModelConfig::to_json() const {
   if (!is_gpt2())
     throw Error("ModelConfig::to_json writes GPT-2 configs only, not model_type \"" + model_type + "\"");

@@ -78,8 +78,11 @@ struct ModelConfig {
   static ModelConfig from_json_file(const std::filesystem::path& path);
 
   // config.json contents that Hugging Face transformers (and from_json_text) read back.
-  // GPT-2 only: the checkpoint writer and result files write GPT-2 models so far.
+  // GPT-2 only: the checkpoint writer trains GPT-2 models.
   nlohmann::json to_json() const;
+  // Every field above under causeway's names, for any family: what a result file records in
+  // /meta@model_config and what --resume compares.
+  nlohmann::json describe() const;
 };
 
 }  // namespace causeway
