@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 
+#include "backend/ops_linear.h"
 #include "core/error.h"
 #include "patching/patch.h"
 
@@ -13,6 +14,11 @@ namespace causeway {
 namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// The hook attention reads as queries (attention_keys_hook's twin): rotated for rotary models.
+HookKind query_hook(const ModelConfig& cfg) {
+  return cfg.rotary_dim > 0 ? HookKind::RotQ : HookKind::Q;
+}
 
 // One run's activations (and, for the target, gradients) per (kind, layer), batch-major.
 struct RunValues {
@@ -75,7 +81,13 @@ void AttributionRunner::prepare(Block& blk, int pair_begin, int pair_end) {
   blk.target = denoise ? &blk.corrupted : &blk.clean;
   blk.source = denoise ? &blk.clean : &blk.corrupted;
   std::vector<HookKind> cached = kinds_;
-  if (opt_.qk_fix) cached.insert(cached.end(), {HookKind::Q, HookKind::K, HookKind::Pattern});
+  if (opt_.qk_fix)
+    cached.insert(cached.end(), {query_hook(cfg), attention_keys_hook(cfg), HookKind::Pattern});
+  // Per row, each answer's and wrong token's logit and d(logit)/d(logit before the final
+  // soft-cap): 1 - (capped / cap)^2, or 1 without a cap.
+  std::vector<std::vector<float>> answer_slope(blk.P), wrong_slope(blk.P);
+  const float cap = cfg.final_logit_softcap;
+  auto slope = [&](float capped) { return cap > 0 ? 1.0f - (capped / cap) * (capped / cap) : 1.0f; };
   for (RunValues* run : {&blk.clean, &blk.corrupted}) {
     run->batch = TokenBatch::padded(run == &blk.clean ? clean_rows : corrupted_rows);
     run->read_pos = read;
@@ -95,21 +107,30 @@ void AttributionRunner::prepare(Block& blk, int pair_begin, int pair_end) {
       for (int t : pair.answers) a.push_back(row[t]);
       for (int t : pair.wrongs) w.push_back(row[t]);
       run->ld[p] = logit_diff(pair.answers, pair.wrongs, a.data(), w.data());
+      if (run != blk.target) continue;
+      for (float v : a) answer_slope[p].push_back(slope(v));
+      for (float v : w) wrong_slope[p].push_back(slope(v));
     }
   }
   blk.T = blk.clean.batch.T;
 
-  // The metric's gradient at ln_final's output: W_U rows of answers minus wrongs, averaged.
+  // The metric's gradient at ln_final's output (what backward takes): the W_U rows of the
+  // answers minus the wrongs, averaged, each times its cap slope. The rows are read through
+  // the embedding op, which widens a bf16 / f16 W_U.
   const int C = cfg.n_embd;
-  std::vector<float> seed(static_cast<size_t>(blk.P) * blk.T * C, 0.0f);
-  const float* W_U = model_.weights().W_U.data;
+  std::vector<float> seed(static_cast<size_t>(blk.P) * blk.T * C, 0.0f), unembed(C);
+  const WeightMatrix W_U = model_.weights().W_U.matrix();
+  auto add_row = [&](float* dst, int token, float slope, float n, float sign) {
+    const int32_t id = token;
+    cpu::embedding_forward(unembed.data(), &id, W_U, 1, 1.0f);
+    for (int i = 0; i < C; ++i) dst[i] += sign * (slope * unembed[i] / n);
+  };
   for (int p = 0; p < blk.P; ++p) {
     const PromptPair& pair = data_.pairs[pair_begin + p];
     float* row = seed.data() + (static_cast<int64_t>(p) * blk.T + read[p]) * C;
-    for (int t : pair.answers)
-      for (int i = 0; i < C; ++i) row[i] += W_U[static_cast<int64_t>(t) * C + i] / pair.answers.size();
-    for (int t : pair.wrongs)
-      for (int i = 0; i < C; ++i) row[i] -= W_U[static_cast<int64_t>(t) * C + i] / pair.wrongs.size();
+    const float na = static_cast<float>(pair.answers.size()), nw = static_cast<float>(pair.wrongs.size());
+    for (size_t j = 0; j < pair.answers.size(); ++j) add_row(row, pair.answers[j], answer_slope[p][j], na, 1.0f);
+    for (size_t j = 0; j < pair.wrongs.size(); ++j) add_row(row, pair.wrongs[j], wrong_slope[p][j], nw, -1.0f);
   }
   BackwardRequest br;
   for (int L = 0; L < cfg.n_layer; ++L) {
@@ -128,41 +149,61 @@ namespace {
 
 // Exact change of d(metric) through the pattern when the cell's queries or keys take the
 // source's values: new softmax rows minus old, times the pattern gradient (AtP*'s QK fix).
+// Scores are remade as the forward makes them, from the vectors attention reads (rot_q / rot_k
+// for rotary models: a patched hook_q / hook_k row becomes the source's rot_q / rot_k row, as
+// both runs rotate by the same positions and q/k norms act per position and head), with the
+// family's scale, soft-cap and sliding window. A k cell's kv head is read by its whole group.
 double qk_fixed_estimate(const PatchCell& cell, int row, int T, int length, const ModelConfig& cfg,
                          const float* q_tgt, const float* k_tgt, const float* q_src,
                          const float* k_src, const float* pattern, const float* d_pattern) {
-  const int NH = cfg.n_head, HS = cfg.d_head();
-  const int64_t C = cfg.n_embd;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-  const int64_t qk_off = static_cast<int64_t>(row) * T * C;
+  const int NH = cfg.n_head, KV = cfg.kv_heads(), HS = cfg.d_head(), group = NH / KV;
+  const int64_t Cq = int64_t{NH} * HS, Ck = int64_t{KV} * HS;
+  const float scale = static_cast<float>(1.0 / cfg.attn_scale());
+  const double cap = cfg.attn_softcap;
+  const bool sliding = !cfg.sliding_layers.empty() && cfg.sliding_layers[cell.layer];
+  const int window = sliding ? cfg.sliding_window : 0;
+  const int64_t q_off = static_cast<int64_t>(row) * T * Cq, k_off = static_cast<int64_t>(row) * T * Ck;
   const int64_t pat_off = static_cast<int64_t>(row) * NH * T * T;
-  const int h0 = cell.head < 0 ? 0 : cell.head, h1 = cell.head < 0 ? NH : cell.head + 1;
   const bool is_q = cell.kind == HookKind::Q;
+  int h0 = 0, h1 = NH;  // query heads whose scores change
+  if (cell.head >= 0) {
+    h0 = is_q ? cell.head : cell.head * group;
+    h1 = is_q ? cell.head + 1 : (cell.head + 1) * group;
+  }
   std::vector<double> scores(T);
   double total = 0.0;
   for (int h = h0; h < h1; ++h)
     for (int t = 0; t < length; ++t) {
-      // Query rows that change: the patched ones for q; every row at or after the patched
-      // key positions for k.
+      const int s0 = window > 0 ? std::max(0, t - window + 1) : 0;
+      // Query rows that change: the patched ones for q; for k, those that see a patched key.
       if (is_q && cell.pos >= 0 && t != cell.pos) continue;
-      if (!is_q && cell.pos >= 0 && t < cell.pos) continue;
-      const bool q_patched = is_q;
-      const float* qv = (q_patched ? q_src : q_tgt) + qk_off + (static_cast<int64_t>(t) * NH + h) * HS;
+      if (!is_q && cell.pos >= 0 && (t < cell.pos || cell.pos < s0)) continue;
+      const float* qv = (is_q ? q_src : q_tgt) + q_off + (static_cast<int64_t>(t) * NH + h) * HS;
       double mx = -std::numeric_limits<double>::infinity();
-      for (int s = 0; s <= t; ++s) {
+      for (int s = s0; s <= t; ++s) {
         const bool k_patched = !is_q && (cell.pos < 0 || s == cell.pos);
-        const float* kv = (k_patched ? k_src : k_tgt) + qk_off + (static_cast<int64_t>(s) * NH + h) * HS;
+        const float* kv = (k_patched ? k_src : k_tgt) + k_off +
+                          (static_cast<int64_t>(s) * KV + h / group) * HS;
         double dot = 0.0;
         for (int j = 0; j < HS; ++j) dot += qv[j] * kv[j];
         scores[s] = dot * scale;
+        if (cap > 0) scores[s] = cap * std::tanh(scores[s] / cap);
         mx = std::max(mx, scores[s]);
       }
       double sum = 0.0;
-      for (int s = 0; s <= t; ++s) sum += (scores[s] = std::exp(scores[s] - mx));
+      for (int s = s0; s <= t; ++s) sum += (scores[s] = std::exp(scores[s] - mx));
       const int64_t prow = pat_off + (static_cast<int64_t>(h) * T + t) * T;
-      for (int s = 0; s <= t; ++s) total += (scores[s] / sum - pattern[prow + s]) * d_pattern[prow + s];
+      for (int s = s0; s <= t; ++s) total += (scores[s] / sum - pattern[prow + s]) * d_pattern[prow + s];
     }
   return total;
+}
+
+// Whether a cell lies inside its hook: attn_head_every's one head axis over query heads names
+// k / v heads a grouped-query model does not have. Such a cell patches nothing (as in
+// activation patching): its estimate stays 0 and its effect is the unpatched run's metric.
+bool cell_in_hook(const PatchCell& cell, const ModelConfig& cfg) {
+  const HookGeometry g = hook_geometry(cell.kind, cfg);
+  return g.head_major || cell.head < g.heads;
 }
 
 }  // namespace
@@ -228,17 +269,15 @@ void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair
     for (int p = 0; p < blk.P; ++p) {
       const PatchCell cell = in_pair.in_pair(grid.cells[c], pair_begin + p);
       const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
-      if (cell.pos >= length) continue;
+      if (cell.pos >= length || !cell_in_hook(cell, cfg)) continue;
       for (int g = 0; g < passes; ++g) {
         double e;
         if (exact_qk) {
           const auto& a_t = blk.target->plan.activations();
           const auto& a_s = blk.source->plan.activations();
-          e = qk_fixed_estimate(cell, p, T, length, cfg,
-                                a_t.at(HookPoint{HookKind::Q, cell.layer}).data,
-                                a_t.at(HookPoint{HookKind::K, cell.layer}).data,
-                                a_s.at(HookPoint{HookKind::Q, cell.layer}).data,
-                                a_s.at(HookPoint{HookKind::K, cell.layer}).data,
+          const HookPoint q{query_hook(cfg), cell.layer}, k{attention_keys_hook(cfg), cell.layer};
+          e = qk_fixed_estimate(cell, p, T, length, cfg, a_t.at(q).data, a_t.at(k).data,
+                                a_s.at(q).data, a_s.at(k).data,
                                 a_t.at(HookPoint{HookKind::Pattern, cell.layer}).data,
                                 blk.grads[g].at(HookPoint{HookKind::Pattern, cell.layer}).data);
         } else {

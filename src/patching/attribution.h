@@ -2,7 +2,11 @@
 // forward of each run and one backward of the target run, (source - target) . d(metric)/d(hook),
 // stored exactly like activation patching's effects so the two compare cell by cell. Two AtP*
 // fixes (Kramar et al. 2024) are options: the exact softmax for query and key cells (attention
-// saturation) and GradDrop (cancellation between paths).
+// saturation) and GradDrop (cancellation between paths). Every family works: hook shapes come
+// from the hook layout table, the metric's gradient includes a final-logit soft-cap, W_U may
+// be bf16 / f16, and the q/k fix remakes scores as the forward does (rot_q / rot_k, scale,
+// soft-cap, sliding window, a kv head read by its group). A cell naming a head its hook lacks
+// (attn_head_every's k / v rows past the key/value heads) patches nothing: estimate 0.
 #pragma once
 
 #include <memory>

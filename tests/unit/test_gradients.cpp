@@ -58,12 +58,7 @@ TEST(Gradients, EveryHookMatchesFiniteDifferences) {
   tiny().cache_for_backward(cached);
   tiny().forward(f.batch, cached, LogitRows::All);
   BackwardRequest req;
-  for (const HookPoint& p : all_hook_points(cfg))
-    if (p.kind != HookKind::Ln1Normalized && p.kind != HookKind::Ln2Normalized &&
-        p.kind != HookKind::LnFinalNormalized)  // backward of hook_normalized: family backward
-      req.hooks.push_back(p);
-  req.hooks.push_back({HookKind::Result, 0});
-  req.hooks.push_back({HookKind::Result, 1});
+  req.hooks = all_hook_points(cfg);
   const std::vector<float> seed = metric_seed(f);
   ActivationCache grads;
   tiny().backward(f.batch, cached.activations(), seed.data(), req, grads);
