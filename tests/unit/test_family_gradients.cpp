@@ -274,20 +274,63 @@ TEST_P(FamilyGradients, HookGradientsMatchFiniteDifferences) {
   EXPECT_GE(checked, 3 * 15) << family_;
 }
 
+// GradDrop (AtP*): with block L dropped, the residual stream's gradient passes block L
+// unchanged, while block L's MLP and every later hook see the plain backward's gradients.
+TEST_P(FamilyGradients, GradDropSkipsTheDroppedBlockOnly) {
+  const ModelConfig& cfg = model_->config();
+  HookPlan cached(cfg.n_layer);
+  model_->cache_for_backward(cached);
+  lds(cached);
+  const std::vector<float> d_final = seed();
+  BackwardRequest plain;
+  plain.hooks = all_hook_points(cfg);
+  ActivationCache g_plain;
+  model_->backward(batch_, cached.activations(), d_final.data(), plain, g_plain);
+  const std::set<HookKind> mlp_side = {HookKind::ResidPost,    HookKind::MlpOut,   HookKind::MlpPost,
+                                       HookKind::MlpPre,       HookKind::MlpPreLinear,
+                                       HookKind::Ln2Scale,     HookKind::Ln2Normalized,
+                                       HookKind::Ln2PostScale, HookKind::Ln2PostNormalized};
+  for (int L = 0; L < cfg.n_layer; ++L) {
+    BackwardRequest drop = plain;
+    drop.drop_layer = L;
+    ActivationCache g;
+    model_->backward(batch_, cached.activations(), d_final.data(), drop, g);
+    const Tensor& pre = g.at(HookPoint{HookKind::ResidPre, L});
+    const Tensor& post = g.at(HookPoint{HookKind::ResidPost, L});
+    ASSERT_EQ(pre.numel(), post.numel());
+    for (int64_t i = 0; i < pre.numel(); ++i)
+      ASSERT_EQ(pre.data[i], post.data[i]) << family_ << " drop " << L << " element " << i;
+    int same = 0;
+    for (const HookPoint& h : plain.hooks) {
+      const bool after = h.layer > L || h.kind == HookKind::LnFinalScale ||
+                         h.kind == HookKind::LnFinalNormalized;
+      if (!after && !(h.layer == L && mlp_side.count(h.kind))) continue;
+      const Tensor& a = g.at(h);
+      const Tensor& b = g_plain.at(h);
+      for (int64_t i = 0; i < a.numel(); ++i)
+        ASSERT_EQ(a.data[i], b.data[i]) << family_ << " drop " << L << " " << h.name();
+      ++same;
+    }
+    EXPECT_GE(same, 5) << family_;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, FamilyGradients, ::testing::ValuesIn(fixtures::kFamilies),
                          [](const auto& info) { return std::string(info.param); });
 
-// Attribution on a grouped-query family with every Gemma 2 feature (soft-caps, sliding window,
-// post-norms, q width != d_model): each cell's estimate is the derivative of the metric along
-// (source - target) restricted to the cell, and AtP*'s q/k fix is the pattern change of the
-// patched forward times the pattern gradient.
-class FamilyAttribution : public ::testing::Test {
+// Attribution on every family (Gemma 2 brings soft-caps, a sliding window, post-norms and a q
+// width != d_model; Qwen3 q/k norms; GPT-NeoX partial rotary and a parallel residual): each
+// cell's estimate is the derivative of the metric along (source - target) restricted to the
+// cell, and AtP*'s q/k fix is the pattern change of the patched forward times the pattern
+// gradient.
+class FamilyAttribution : public ::testing::TestWithParam<std::string_view> {
  protected:
   void SetUp() override {
     CAUSEWAY_SKIP_WITHOUT_FAMILY_GOLDENS();
+    family_ = std::string(GetParam());
     model_ = std::make_unique<TransformerModel>(
-        TransformerModel::load(fixtures::family_model_dir("gemma2")));
-    pairs_ = family_pairs(fixtures::FamilyGoldens("gemma2", "patching"));
+        TransformerModel::load(fixtures::family_model_dir(family_)));
+    pairs_ = family_pairs(fixtures::FamilyGoldens(family_, "patching"));
     pairs_.pairs.resize(3);
   }
   static SweepRequest request(SweepKind kind, bool by_pos, Direction d) {
@@ -305,13 +348,13 @@ class FamilyAttribution : public ::testing::Test {
     const Tensor& s = plan.activations().at(hp);
     return {s.data, s.data + s.numel()};
   }
+  std::string family_;
   std::unique_ptr<TransformerModel> model_;
   PairDataset pairs_;
 };
 
-TEST_F(FamilyAttribution, EachCellIsTheDirectionalDerivativeOfItsPatch) {
+TEST_P(FamilyAttribution, EachCellIsTheDirectionalDerivativeOfItsPatch) {
   const ModelConfig& cfg = model_->config();
-  ASSERT_LT(cfg.kv_heads(), cfg.n_head);
   int checked = 0;
   for (SweepKind kind : {SweepKind::ResidPre, SweepKind::HeadOut, SweepKind::HeadQ, SweepKind::HeadK,
                          SweepKind::HeadV, SweepKind::HeadPattern, SweepKind::MlpNeuron, SweepKind::AttnOut,
@@ -348,7 +391,7 @@ TEST_F(FamilyAttribution, EachCellIsTheDirectionalDerivativeOfItsPatch) {
           const float h = 1e-2f;
           const double derivative = (ld_with(h) - ld_with(-h)) / (2 * h);
           EXPECT_NEAR(r.effect[p * cells + c] - base, derivative, 2e-3 + 2e-2 * std::abs(derivative))
-              << SweepSpec{kind}.name() << " cell " << c << " pair " << p;
+              << family_ << " " << SweepSpec{kind}.name() << " cell " << c << " pair " << p;
           ++checked;
         }
       }
@@ -357,39 +400,42 @@ TEST_F(FamilyAttribution, EachCellIsTheDirectionalDerivativeOfItsPatch) {
   EXPECT_GT(checked, 100);
 }
 
-TEST_F(FamilyAttribution, QueryKeyFixIsThePatchedPatternTimesItsGradient) {
+TEST_P(FamilyAttribution, QueryKeyFixIsThePatchedPatternTimesItsGradient) {
   const ModelConfig& cfg = model_->config();
+  const int P = static_cast<int>(pairs_.pairs.size());
+  // Per pair, the target's patterns and their gradients (the metric's backward through it).
+  std::vector<ActivationCache> patterns(P), d_patterns(P);
+  for (int p = 0; p < P; ++p) {
+    const PromptPair& pair = pairs_.pairs[p];
+    const TokenBatch target = TokenBatch::single(pair.corrupted);
+    HookPlan plan(cfg.n_layer);
+    model_->cache_for_backward(plan);
+    const Tensor logits = model_->forward(target, plan, LogitRows::Last);
+    const int C = cfg.n_embd, T = target.T;
+    std::vector<float> seed(static_cast<size_t>(T) * C, 0.0f);
+    const double cap = cfg.final_logit_softcap;
+    const float* W_U = model_->weights().W_U.data;
+    for (auto [token, sign] : {std::pair{pair.answers[0], 1.0}, std::pair{pair.wrongs[0], -1.0}}) {
+      const double th = cap > 0 ? logits.data[token] / cap : 0.0;
+      for (int i = 0; i < C; ++i)
+        seed[static_cast<size_t>(T - 1) * C + i] += static_cast<float>(sign * (1 - th * th) * W_U[int64_t{token} * C + i]);
+    }
+    BackwardRequest br;
+    for (int L = 0; L < cfg.n_layer; ++L) br.hooks.push_back({HookKind::Pattern, L});
+    model_->backward(target, plan.activations(), seed.data(), br, d_patterns[p]);
+    for (const HookPoint& h : br.hooks) patterns[p].store(h, plan.activations().at(h));
+  }
   int checked = 0;
   for (SweepKind kind : {SweepKind::HeadQ, SweepKind::HeadK}) {
     const SweepRequest req = request(kind, true, Direction::Denoising);
     const SweepResult r = AttributionRunner(*model_, pairs_, req, {.qk_fix = true}).run();
     const int cells = static_cast<int>(r.grid.cells.size());
-    for (int p = 0; p < static_cast<int>(pairs_.pairs.size()); ++p) {
+    for (int p = 0; p < P; ++p) {
       const PromptPair& pair = pairs_.pairs[p];
-      const TokenBatch target = TokenBatch::single(pair.corrupted);
       for (int c = 0; c < cells; c += 3) {
         const PatchCell& cell = r.grid.cells[c];
         if (cell.head >= hook_geometry(cell.kind, cfg).heads) continue;
         const HookPoint pattern{HookKind::Pattern, cell.layer};
-        // The target's pattern and its gradient (the metric's backward through the target).
-        HookPlan plan(cfg.n_layer);
-        model_->cache_for_backward(plan);
-        const Tensor logits = model_->forward(target, plan, LogitRows::Last);
-        const int C = cfg.n_embd, T = target.T;
-        std::vector<float> seed(static_cast<size_t>(T) * C, 0.0f);
-        const double cap = cfg.final_logit_softcap;
-        const float* W_U = model_->weights().W_U.data;
-        for (auto [token, sign] : {std::pair{pair.answers[0], 1.0}, std::pair{pair.wrongs[0], -1.0}}) {
-          const double th = cap > 0 ? logits.data[token] / cap : 0.0;
-          for (int i = 0; i < C; ++i)
-            seed[static_cast<size_t>(T - 1) * C + i] += static_cast<float>(sign * (1 - th * th) * W_U[int64_t{token} * C + i]);
-        }
-        BackwardRequest br;
-        br.hooks = {pattern};
-        ActivationCache grads;
-        model_->backward(target, plan.activations(), seed.data(), br, grads);
-        const std::vector<float> old_pattern(plan.activations().at(pattern).data,
-                                             plan.activations().at(pattern).data + plan.activations().at(pattern).numel());
         // The pattern of the forward with the cell patched from the clean run.
         const std::vector<float> src = source_value(pair.clean, {cell.kind, cell.layer});
         HookPlan patched(cfg.n_layer);
@@ -397,13 +443,15 @@ TEST_F(FamilyAttribution, QueryKeyFixIsThePatchedPatternTimesItsGradient) {
           apply_patch(cell, src.data(), x.data, cfg, ctx.T, 0);
         });
         patched.cache(pattern);
-        model_->forward(target, patched, LogitRows::None);
-        const float* new_pattern = patched.activations().at(pattern).data;
-        const float* d_pattern = grads.at(pattern).data;
+        model_->forward(TokenBatch::single(pair.corrupted), patched, LogitRows::None);
+        const Tensor& new_pattern = patched.activations().at(pattern);
+        const float* old_pattern = patterns[p].at(pattern).data;
+        const float* d_pattern = d_patterns[p].at(pattern).data;
         double expected = 0.0;
-        for (size_t i = 0; i < old_pattern.size(); ++i) expected += (new_pattern[i] - old_pattern[i]) * d_pattern[i];
+        for (int64_t i = 0; i < new_pattern.numel(); ++i)
+          expected += (new_pattern.data[i] - old_pattern[i]) * d_pattern[i];
         EXPECT_NEAR(r.effect[p * cells + c] - r.baselines.corrupted_ld[p], expected, 1e-4 + 1e-3 * std::abs(expected))
-            << SweepSpec{kind}.name() << " cell " << c << " pair " << p;
+            << family_ << " " << SweepSpec{kind}.name() << " cell " << c << " pair " << p;
         ++checked;
       }
     }
@@ -413,8 +461,8 @@ TEST_F(FamilyAttribution, QueryKeyFixIsThePatchedPatternTimesItsGradient) {
 
 // A bf16 model attributes (the backward widens W_U rows and weight tiles as the forward does)
 // close to its fp32 self, and refuses weight gradients, which need fp32 matrices.
-TEST_F(FamilyAttribution, Bf16WeightsAttributeButDoNotTrain) {
-  TransformerModel bf16 = TransformerModel::load(fixtures::family_model_dir("gemma2"), DType::BF16);
+TEST_P(FamilyAttribution, Bf16WeightsAttributeButDoNotTrain) {
+  TransformerModel bf16 = TransformerModel::load(fixtures::family_model_dir(family_), DType::BF16);
   const SweepRequest req = request(SweepKind::HeadOut, true, Direction::Denoising);
   const SweepResult wide = AttributionRunner(*model_, pairs_, req, {}).run();
   const SweepResult half = AttributionRunner(bf16, pairs_, req, {}).run();
@@ -428,13 +476,16 @@ TEST_F(FamilyAttribution, Bf16WeightsAttributeButDoNotTrain) {
     diff = std::max(diff, std::abs(a - b));
   }
   EXPECT_GT(scale, 0.0);
-  EXPECT_LT(diff, 0.1 * scale) << "bf16 vs fp32 attribution";
+  EXPECT_LT(diff, 0.1 * scale) << family_ << ": bf16 vs fp32 attribution";
   TokenBatch batch = TokenBatch::single(pairs_.pairs[0].clean);
   std::vector<int32_t> targets(batch.ids.begin() + 1, batch.ids.end());
   targets.push_back(-1);
   ModelWeights grads(bf16.config());
   EXPECT_THROW(bf16.loss_and_gradients(batch, targets, grads), std::invalid_argument);
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyAttribution, ::testing::ValuesIn(fixtures::kFamilies),
+                         [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
 }  // namespace causeway
