@@ -17,8 +17,11 @@
 #include "io/hdf5_file.h"
 #include "io/output_lock.h"
 #include "model/model_weights.h"
-#include "model/transformer_model.h"
 #include "model/tokenizer.h"
+#include "model/transformer_model.h"
+#include "parallel/collectives.h"
+#include "parallel/communicator.h"
+#include "parallel/topology.h"
 
 namespace causeway::cli {
 
@@ -35,6 +38,7 @@ struct LogitsOptions {
   int threads = 0;
   std::optional<bool> prepend_bos;  // --prepend-bos / --no-prepend-bos; unset: the tokenizer's default
   std::string dtype = "f32";
+  int tp = 1;
 };
 
 std::vector<int32_t> parse_token_ids(const std::string& s) {
@@ -93,15 +97,29 @@ std::string pad_right(const std::string& s, size_t width) {
 
 int run_logits(const LogitsOptions& o) {
   set_cpu_threads(o.threads);
+  // --tp N: the world's ranks form replicas of N shards; every replica computes the same
+  // logits and world rank 0 prints and writes them.
+  MpiSession session(nullptr, nullptr);
+  const Communicator world;
+  const bool writer = world.rank() == 0;
   const std::filesystem::path dir(o.model);
   if (!o.out.empty()) refuse_output_over_inputs(o.out, {{dir, "the model folder"}}, "--out");
   // Held until the file is written: a run job on the same path is refused, and vice versa.
-  std::unique_ptr<OutputLock> lock = o.out.empty() ? nullptr : std::make_unique<OutputLock>(o.out);
+  std::unique_ptr<OutputLock> lock =
+      o.out.empty() || !writer ? nullptr : std::make_unique<OutputLock>(o.out);
   if (!o.out.empty() && std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
 
+  std::unique_ptr<Collectives> tp;
+  Topology topo;
+  if (o.tp > 1) {
+    if (!o.cache.empty())
+      throw InputError("--cache", "", "saving hooks of a sharded model (--tp > 1) is not supported yet");
+    topo = Topology::make(world, o.tp, ModelConfig::from_json_file(dir / "config.json").n_head, "--tp");
+    tp = make_mpi_collectives(topo.tp_comm);
+  }
   TransformerModel model =
-      TransformerModel::load(dir, parse_weight_dtype(o.dtype, "--dtype", ""));
+      TransformerModel::load(dir, parse_weight_dtype(o.dtype, "--dtype", ""), tp.get());
   std::unique_ptr<Tokenizer> tok;
   const bool has_tokenizer = std::filesystem::exists(dir / "vocab.json") ||
                              std::filesystem::exists(dir / "tokenizer.json");
@@ -128,6 +146,7 @@ int run_logits(const LogitsOptions& o) {
   for (HookPoint p : cached) plan.cache(p);
 
   const Tensor logits = model.forward(batch, plan, LogitRows::All);
+  if (!writer) return 0;
   const int T = batch.T, V = model.config().vocab_size;
   const float* last = logits.data + static_cast<int64_t>(T - 1) * V;
 
@@ -145,7 +164,9 @@ int run_logits(const LogitsOptions& o) {
   std::printf("model: %s (%s, %d layers, d_model %d, %d heads", dir.string().c_str(),
               mc.model_type.c_str(), mc.n_layer, mc.n_embd, mc.n_head);
   if (mc.kv_heads() != mc.n_head) std::printf(", %d key/value heads", mc.kv_heads());
-  std::printf(", vocab %d, weights %s)\n", V, dtype_name(model.weights().dtype()));
+  std::printf(", vocab %d, weights %s", V, dtype_name(model.weights().dtype()));
+  if (o.tp > 1) std::printf(", %d tensor-parallel shards", o.tp);
+  std::printf(")\n");
   std::printf("input: %d tokens:", T);
   for (int32_t id : ids) {
     if (tok) std::printf(" %d:%s", id, show(tok->token_text(id)).c_str());
@@ -222,6 +243,10 @@ Command add_logits_command(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype,
                   "How weight matrices are held: f32 (default), bf16 or f16 (kept as the "
                   "checkpoint stores them, or rounded; compute is fp32 either way)");
+  cmd->add_option("--tp", o->tp,
+                  "Tensor-parallel shards per model replica (run under mpiexec with a multiple "
+                  "of this many ranks; each rank holds and reads only its slices of the weights)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([text, tokens]() {

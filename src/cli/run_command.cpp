@@ -329,6 +329,12 @@ void set_up(Job& job, const RunOptions& o) {
 // Collective (it splits the world into replicas), so a step of its own after set_up.
 void place_ranks(Job& job, const Communicator& world) {
   const RunConfig& c = job.cfg;
+  // Sharded forwards exist (`causeway logits --tp`), but the patching engine does not run on a
+  // sharded replica yet.
+  if (c.tp > 1)
+    throw InputError(c.path.string(), "parallel.tp",
+                     "tensor parallelism runs `causeway logits --tp` so far, not `run`; use "
+                     "tp = 1 and split the work over data-parallel ranks");
   job.topo = Topology::make(world, c.tp, job.model->config().n_head, c.path.string());
   if (job.topo.dp_size > job.plan.size())
     throw InputError(c.path.string(), "parallel",

@@ -18,6 +18,7 @@
 namespace causeway {
 
 class Checkpoint;
+struct TensorShard;
 
 // "f32" (also "fp32", "float32"), "bf16" ("bfloat16") or "f16" ("fp16", "float16"): how
 // weight matrices are held. InputError(source, field, ...) lists the choices otherwise.
@@ -60,9 +61,11 @@ class ModelWeights {
   // Reads every tensor of the family's table from the checkpoint (GPT-2 with or without the
   // "transformer." prefix). Every size of `cfg` and every shape is checked against the stored
   // tensors before memory is allocated; errors name `config_source` (the config.json read).
+  // With a shard, only this tensor-parallel rank's slices are read and held (shapes of
+  // shard->local(cfg)).
   static ModelWeights load(const ModelConfig& cfg, const Checkpoint& ckpt,
                            const std::string& config_source = "config.json",
-                           DType dtype = DType::F32);
+                           DType dtype = DType::F32, const TensorShard* shard = nullptr);
 
   Weight W_E;              // (V, C): token rows (embedding lookup); scaled at run time
   Tensor W_pos;            // (P, C); empty for rotary models

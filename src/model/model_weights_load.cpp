@@ -10,6 +10,7 @@
 #include "model/families/families.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
+#include "model/tensor_shard.h"
 #include "model/weight_table.h"
 
 namespace causeway {
@@ -126,12 +127,13 @@ void check_shapes(const ModelConfig& cfg, const Checkpoint& ckpt, const std::str
 }  // namespace
 
 ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
-                                const std::string& config_source, DType dtype) {
+                                const std::string& config_source, DType dtype,
+                                const TensorShard* shard) {
   const std::string prefix =
       cfg.is_gpt2() && ckpt.has("transformer.wte.weight") ? "transformer." : "";
   const std::vector<WeightRow> rows = weight_table(cfg);
   check_shapes(cfg, ckpt, prefix, rows, config_source);
-  ModelWeights w(cfg, dtype);
+  ModelWeights w(shard ? shard->local(cfg) : cfg, dtype);
 
   // Destination of a parameter: fp32 in the arena, or 16-bit words.
   std::map<std::string, uint16_t*> half_at;
@@ -178,26 +180,76 @@ ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
     }
   };
 
+  // Columns [begin, end) of a 2-D stored tensor to columns [at, at + end - begin) of `param`
+  // (rows of `width` elements): the input-feature slice of a tensor-parallel rank.
+  auto copy_columns = [&](const std::string& hf, int64_t begin, int64_t end,
+                          const std::string& param, int64_t at, int64_t width) {
+    const TensorInfo& t = ckpt.info(hf);
+    const int64_t n_rows = t.shape.size() == 2 ? t.shape[0] : 1, n = end - begin;
+    chunk.resize(static_cast<size_t>(n_rows * n));
+    ckpt.read_columns(hf, begin, end, chunk.data());
+    for (int64_t i = 0; i < n_rows; ++i)
+      store(hf, param, i * width + at, chunk.data() + i * n, n, i * t.shape.back() + begin);
+  };
+
+  // The features of each parameter this rank holds (all of them without a shard).
+  const int64_t HS = cfg.d_head();
+  struct Range {
+    int64_t begin, end;
+  };
+  const Range q = shard ? Range{shard->head_begin * HS, (shard->head_begin + shard->heads) * HS}
+                        : Range{0, cfg.n_head * HS};
+  const Range kv = shard ? Range{shard->kv_head_begin * HS,
+                                 (shard->kv_head_begin + shard->kv_heads) * HS}
+                         : Range{0, cfg.kv_heads() * HS};
+  const Range mlp = shard ? Range{shard->mlp_begin, shard->mlp_begin + shard->mlp_units}
+                          : Range{0, cfg.n_inner};
+  const Range vocab = shard ? Range{shard->vocab_begin,
+                                    std::min<int64_t>(shard->vocab_begin + shard->vocab_rows,
+                                                      cfg.vocab_size)}
+                            : Range{0, cfg.vocab_size};
+  auto range_of = [&](const std::string& param) -> const Range* {
+    auto ends = [&](const char* tail) { return param.ends_with(tail); };
+    if (ends("W_Q") || ends("b_Q") || ends("W_O")) return &q;
+    if (ends("W_K") || ends("W_V") || ends("b_K") || ends("b_V")) return &kv;
+    if (ends("W_gate") || ends("b_gate") || ends("W_in") || ends("b_in") || ends("W_out"))
+      return &mlp;
+    if (param == "W_E" || param == "W_U") return &vocab;
+    return nullptr;  // replicated
+  };
+  const bool conv1d = cfg.is_gpt2();
+
   for (const WeightRow& r : rows) {
     const std::string hf = prefix + r.hf_name;
     const std::vector<std::string> names = split_names(r.tl_name);
     const int64_t rows0 = r.shape[0];
     if (names.size() == 1 || param_name(names[1]) == "W_U") {
-      copy_rows(hf, 0, rows0, param_name(names[0]), 0);
-    } else if (cfg.is_gpt2()) {
+      const std::string param = param_name(names[0]);
+      const Range* part = range_of(param);
+      if (!part || r.split == TpSplit::Replicated) {
+        copy_rows(hf, 0, rows0, param, 0);
+      } else {
+        // The table names the stored axis that is split: out features of column-parallel
+        // tensors, in features of row-parallel ones, vocabulary rows.
+        if (r.axis == 0) copy_rows(hf, part->begin, part->end, param, 0);
+        else copy_columns(hf, part->begin, part->end, param, 0, part->end - part->begin);
+      }
+    } else if (conv1d) {
       // c_attn: (C, 3C) or (3C), columns [q | k | v].
       const int64_t third = r.shape.back() / 3, n_rows = r.shape.size() == 2 ? rows0 : 1;
-      chunk.resize(static_cast<size_t>(n_rows * third));
+      const int64_t n = q.end - q.begin;
+      chunk.resize(static_cast<size_t>(n_rows * n));
       for (int i = 0; i < 3; ++i) {
-        ckpt.read_columns(hf, i * third, (i + 1) * third, chunk.data());
-        store(hf, param_name(names[i]), 0, chunk.data(), n_rows * third, i * third);
+        ckpt.read_columns(hf, i * third + q.begin, i * third + q.end, chunk.data());
+        store(hf, param_name(names[i]), 0, chunk.data(), n_rows * n, i * third + q.begin);
       }
     } else {
       // GPT-NeoX query_key_value: rows grouped per head as [q_h | k_h | v_h], HS rows each.
-      const int64_t HS = cfg.d_head();
-      for (int h = 0; h < cfg.n_head; ++h)
+      const int h0 = static_cast<int>(q.begin / HS), h1 = static_cast<int>(q.end / HS);
+      for (int h = h0; h < h1; ++h)
         for (int i = 0; i < 3; ++i)
-          copy_rows(hf, (3 * h + i) * HS, (3 * h + i + 1) * HS, param_name(names[i]), h * HS);
+          copy_rows(hf, (3 * h + i) * HS, (3 * h + i + 1) * HS, param_name(names[i]),
+                    (h - h0) * HS);
     }
     ckpt.release(hf);
   }

@@ -19,7 +19,8 @@ struct TransformerModel::Workspace {
   int rows_used = 0;  // B of the latest forward
   Arena arena;
   float *resid, *ln_out, *mean, *rstd, *scale, *normalized, *q, *k, *v, *k_new, *v_new, *z, *scores,
-      *pattern, *attn_out, *mlp_out, *mlp, *mlp_up, *result, *final_rows, *logits;
+      *pattern, *attn_out, *mlp_out, *mlp, *mlp_up, *result, *final_rows, *logits,
+      *logits_local, *logits_gathered;
   std::vector<int32_t> positions;  // (B * (T - row_begin)): each recomputed row's position
 };
 
@@ -27,8 +28,18 @@ TransformerModel::~TransformerModel() = default;
 TransformerModel::TransformerModel(TransformerModel&&) noexcept = default;
 TransformerModel& TransformerModel::operator=(TransformerModel&&) noexcept = default;
 
-TransformerModel::TransformerModel(ModelConfig cfg, ModelWeights weights, std::unique_ptr<Backend> backend)
+TransformerModel::TransformerModel(ModelConfig cfg, ModelWeights weights,
+                                   std::unique_ptr<Backend> backend)
+    : TransformerModel(std::move(cfg), std::move(weights), std::move(backend), TensorShard{},
+                       nullptr) {}
+
+TransformerModel::TransformerModel(ModelConfig cfg, ModelWeights weights,
+                                   std::unique_ptr<Backend> backend, TensorShard shard,
+                                   const Collectives* tp)
     : cfg_(std::move(cfg)),
+      lc_(tp ? shard.local(cfg_) : cfg_),
+      shard_(shard),
+      tp_(tp),
       weights_(std::move(weights)),
       backend_(std::move(backend)),
       no_hooks_(cfg_.n_layer) {
@@ -56,6 +67,17 @@ TransformerModel TransformerModel::load(const std::filesystem::path& dir, DType 
   Checkpoint ckpt = Checkpoint::open(dir);
   ModelWeights w = ModelWeights::load(cfg, ckpt, (dir / "config.json").string(), dtype);
   return TransformerModel(std::move(cfg), std::move(w), make_cpu_backend());
+}
+
+TransformerModel TransformerModel::load(const std::filesystem::path& dir, DType dtype,
+                                        const Collectives* tp) {
+  if (!tp || tp->size() == 1) return load(dir, dtype);
+  ModelConfig cfg = ModelConfig::from_json_file(dir / "config.json");
+  const TensorShard shard =
+      TensorShard::make(cfg, tp->rank(), tp->size(), (dir / "config.json").string());
+  Checkpoint ckpt = Checkpoint::open(dir);
+  ModelWeights w = ModelWeights::load(cfg, ckpt, (dir / "config.json").string(), dtype, &shard);
+  return TransformerModel(std::move(cfg), std::move(w), make_cpu_backend(), shard, tp);
 }
 
 void TransformerModel::validate(const TokenBatch& batch, const std::string& source) const {
@@ -94,8 +116,9 @@ void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t 
     need_result |= ws_->has_result;
     logit_rows = std::max(logit_rows, ws_->logit_rows);
   }
-  const int64_t C = cfg_.n_embd, NH = cfg_.n_head, M = cfg_.n_inner, V = cfg_.vocab_size;
-  const int64_t HS = cfg_.d_head(), Q = NH * HS, KV = cfg_.kv_heads() * HS;
+  const int64_t C = cfg_.n_embd, NH = lc_.n_head, M = lc_.n_inner, V = cfg_.vocab_size;
+  const int64_t HS = cfg_.d_head(), Q = NH * HS, KV = lc_.kv_heads() * HS;
+  const int64_t tp = shard_.size, local_logits = tp > 1 ? logit_rows * lc_.vocab_size : 0;
   const int64_t N = static_cast<int64_t>(B) * T, wide = std::max(C, Q);
   const int64_t up = cfg_.gated_mlp ? N * M : 0;
   const std::vector<TensorSpec> specs = {
@@ -106,6 +129,7 @@ void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t 
       {"pattern", {B * NH * T, T}}, {"attn_out", {N, C}}, {"mlp_out", {N, C}},
       {"mlp", {N, M}},         {"mlp_up", {up}},        {"result", {need_result ? N * NH : 0, C}},
       {"final_rows", {B, C}},  {"logits", {logit_rows, V}},
+      {"logits_local", {local_logits}}, {"logits_gathered", {tp > 1 ? tp * local_logits : 0}},
   };
   auto ws = std::make_unique<Workspace>();
   ws->B = B, ws->T = T, ws->has_result = need_result, ws->logit_rows = logit_rows;
@@ -113,7 +137,8 @@ void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t 
   float** slots[] = {&ws->resid,  &ws->ln_out,   &ws->mean,     &ws->rstd,    &ws->scale,
                      &ws->normalized, &ws->q,    &ws->k,        &ws->v,       &ws->k_new,   &ws->v_new,
                      &ws->z,      &ws->scores,   &ws->pattern,  &ws->attn_out, &ws->mlp_out,
-                     &ws->mlp,    &ws->mlp_up,   &ws->result,   &ws->final_rows, &ws->logits};
+                     &ws->mlp,    &ws->mlp_up,   &ws->result,   &ws->final_rows, &ws->logits,
+                     &ws->logits_local, &ws->logits_gathered};
   for (size_t i = 0; i < specs.size(); ++i) *slots[i] = ws->arena.at(i).data;
   ws->positions.resize(static_cast<size_t>(N));
   ws_ = std::move(ws);
@@ -175,7 +200,7 @@ void TransformerModel::norm(HookPlan& plan, const HookContext& ctx, HookKind nor
 void TransformerModel::full_rows(const HookContext& ctx, const ForwardOptions& o,
                                  const float* fresh, bool keys, float* full) {
   const int B = ctx.B, T = ctx.T, rb = ctx.row_begin, Tc = T - rb;
-  const int64_t W = static_cast<int64_t>(cfg_.kv_heads()) * cfg_.d_head();
+  const int64_t W = static_cast<int64_t>(lc_.kv_heads()) * cfg_.d_head();
   const int L = ctx.point.layer;
   for (int b = 0; b < B; ++b) {
     const float* base = keys ? o.prefix->keys(b, L) : o.prefix->values(b, L);
@@ -200,8 +225,10 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
   validate(batch);
   const int B = batch.B, T = batch.T, rb = o.row_begin, Tc = T - rb;
   const int64_t Nc = static_cast<int64_t>(B) * Tc;
-  const int C = cfg_.n_embd, NH = cfg_.n_head, KV = cfg_.kv_heads(), HS = cfg_.d_head(),
-            M = cfg_.n_inner;
+  const int C = cfg_.n_embd, NH = lc_.n_head, KV = lc_.kv_heads(), HS = cfg_.d_head(),
+            M = lc_.n_inner;
+  // Row-parallel layers add their bias once per replica, on its first rank, before the sum.
+  const bool adds_bias = shard_.rank == 0;
   const bool from_tokens = o.prefix == nullptr;
   if (from_tokens && (o.start_layer != 0 || rb != 0))
     throw std::invalid_argument("forward: start_layer/row_begin need a PrefixSource");
@@ -247,7 +274,8 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
   if (from_tokens) {
     // Embeddings go straight into the residual stream unless a hook needs them apart.
     float* embed = plan.wants({HookKind::Embed, -1}) ? ws.ln_out : ws.resid;
-    be.embedding_forward(embed, batch.ids.data(), W.W_E.matrix(), Nc, cfg_.embedding_scale);
+    if (tp_) embed_shard(embed, batch, Nc);
+    else be.embedding_forward(embed, batch.ids.data(), W.W_E.matrix(), Nc, cfg_.embedding_scale);
     run(HookKind::Embed, -1, embed, bpd);
     if (!rotary) {
       be.position_embedding_forward(ws.attn_out, W.W_pos.data, B, T, C);
@@ -309,10 +337,11 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
     if (plan.wants({HookKind::Result, L})) {
       be.attention_result_forward(ws.result, ws.z, w.W_O.matrix(), Nc, NH, HS);
       run(HookKind::Result, L, ws.result, Shape{B, Tc, NH, C});
-      be.sum_heads_forward(ws.attn_out, ws.result, w.b_O.data, Nc, NH, C);
+      be.sum_heads_forward(ws.attn_out, ws.result, adds_bias ? w.b_O.data : nullptr, Nc, NH, C);
     } else {
-      be.linear_forward(ws.attn_out, ws.z, w.W_O.matrix(), w.b_O.data, Nc);
+      be.linear_forward(ws.attn_out, ws.z, w.W_O.matrix(), adds_bias ? w.b_O.data : nullptr, Nc);
     }
+    if (tp_) tp_->allreduce_sum(ws.attn_out, Nc * C);
     if (cfg_.post_norms)
       norm(plan, ctx(HookKind::Ln1PostScale, L), HookKind::Ln1PostNormalized, ws.attn_out,
            ws.attn_out, w.ln1_post_w, Tensor{}, Nc, C, 1);
@@ -337,7 +366,8 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
       activate(ws.mlp, Nc * M);
     }
     run(HookKind::MlpPost, L, ws.mlp, bpm);
-    be.linear_forward(ws.mlp_out, ws.mlp, w.W_out.matrix(), w.b_out.data, Nc);
+    be.linear_forward(ws.mlp_out, ws.mlp, w.W_out.matrix(), adds_bias ? w.b_out.data : nullptr, Nc);
+    if (tp_) tp_->allreduce_sum(ws.mlp_out, Nc * C);
     if (cfg_.post_norms)
       norm(plan, ctx(HookKind::Ln2PostScale, L), HookKind::Ln2PostNormalized, ws.mlp_out,
            ws.mlp_out, w.ln2_post_w, Tensor{}, Nc, C, 1);
@@ -351,7 +381,12 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
        W.ln_final_w, W.ln_final_b, Nc, C, 1);
   const float cap = cfg_.final_logit_softcap;
   if (o.rows == LogitRows::All) {
-    be.linear_forward(ws.logits, ws.ln_out, W.W_U.matrix(), nullptr, Nc);
+    if (tp_) {
+      be.linear_forward(ws.logits_local, ws.ln_out, W.W_U.matrix(), nullptr, Nc);
+      gather_logits(ws.logits, ws.logits_local, Nc);
+    } else {
+      be.linear_forward(ws.logits, ws.ln_out, W.W_U.matrix(), nullptr, Nc);
+    }
     if (cap > 0) be.softcap_forward(ws.logits, ws.logits, Nc * cfg_.vocab_size, cap);
     return Tensor{ws.logits, Shape{B, Tc, cfg_.vocab_size}};
   }
@@ -361,7 +396,12 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
                 sizeof(float) * C);
   }
   if (o.rows == LogitRows::None) return Tensor{};
-  be.linear_forward(ws.logits, ws.final_rows, W.W_U.matrix(), nullptr, B);
+  if (tp_) {
+    be.linear_forward(ws.logits_local, ws.final_rows, W.W_U.matrix(), nullptr, B);
+    gather_logits(ws.logits, ws.logits_local, B);
+  } else {
+    be.linear_forward(ws.logits, ws.final_rows, W.W_U.matrix(), nullptr, B);
+  }
   if (cap > 0) be.softcap_forward(ws.logits, ws.logits, int64_t{B} * cfg_.vocab_size, cap);
   return Tensor{ws.logits, Shape{B, cfg_.vocab_size}};
 }
@@ -374,9 +414,53 @@ Tensor TransformerModel::final_residual() const {
 void TransformerModel::unembed_tokens(const Tensor& final, const int32_t* tokens, int n,
                                       float* out) const {
   const int64_t B = final.size(0);
-  backend_->unembed_rows(out, final.data, weights_.W_U.matrix(), tokens, n, B);
+  if (!tp_) {
+    backend_->unembed_rows(out, final.data, weights_.W_U.matrix(), tokens, n, B);
+  } else {
+    // Each token's logit comes from the rank holding its row; the others add zero.
+    const int vb = shard_.vocab_begin, vr = shard_.vocab_rows;
+    std::fill(out, out + B * n, 0.0f);
+    std::vector<float> one(static_cast<size_t>(B));
+    for (int j = 0; j < n; ++j) {
+      if (tokens[j] < vb || tokens[j] >= vb + vr) continue;
+      const int32_t local = tokens[j] - vb;
+      backend_->unembed_rows(one.data(), final.data, weights_.W_U.matrix(), &local, 1, B);
+      for (int64_t b = 0; b < B; ++b) out[b * n + j] = one[b];
+    }
+    tp_->allreduce_sum(out, B * n);
+  }
   if (cfg_.final_logit_softcap > 0)
     backend_->softcap_forward(out, out, B * n, cfg_.final_logit_softcap);
+}
+
+// Token rows this rank holds are looked up (and scaled), the rest are zero; the sum over the
+// replica is the embedding.
+void TransformerModel::embed_shard(float* out, const TokenBatch& batch, int64_t N) const {
+  const int C = cfg_.n_embd, vb = shard_.vocab_begin, vr = shard_.vocab_rows;
+  std::vector<int32_t> local(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    const int32_t id = batch.ids[i] - vb;
+    local[i] = id >= 0 && id < vr ? id : 0;
+  }
+  backend_->embedding_forward(out, local.data(), weights_.W_E.matrix(), N, cfg_.embedding_scale);
+  for (int64_t i = 0; i < N; ++i)
+    if (batch.ids[i] < vb || batch.ids[i] >= vb + vr)
+      std::fill(out + i * C, out + (i + 1) * C, 0.0f);
+  tp_->allreduce_sum(out, N * C);
+}
+
+// Logits of each rank's vocabulary block, gathered into whole rows (the padding past V of the
+// last block dropped).
+void TransformerModel::gather_logits(float* out, const float* local, int64_t rows) {
+  const int64_t Vl = lc_.vocab_size, V = cfg_.vocab_size, tp = shard_.size;
+  tp_->allgather(local, rows * Vl, ws_->logits_gathered);
+  for (int64_t r = 0; r < tp; ++r) {
+    const int64_t v0 = r * Vl, n = std::min(Vl, V - v0);
+    if (n <= 0) continue;
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(out + i * V + v0, ws_->logits_gathered + (r * rows + i) * Vl,
+                  sizeof(float) * n);
+  }
 }
 
 }  // namespace causeway

@@ -20,7 +20,9 @@
 #include "model/model_weights.h"
 #include "model/hooks.h"
 #include "model/model_config.h"
+#include "model/tensor_shard.h"
 #include "model/token_batch.h"
+#include "parallel/collectives.h"
 
 namespace causeway {
 
@@ -62,14 +64,27 @@ struct BackwardRequest {
 class TransformerModel {
  public:
   TransformerModel(ModelConfig cfg, ModelWeights weights, std::unique_ptr<Backend> backend);
+  // One tensor-parallel rank of a replica: `weights` hold the slices of `shard` (its
+  // local(cfg) shapes) and `tp` is the replica's group; the forward's outputs (logits, the
+  // residual stream, final_residual) are the whole model's on every rank, while head and MLP
+  // hooks hold this rank's heads and units.
+  TransformerModel(ModelConfig cfg, ModelWeights weights, std::unique_ptr<Backend> backend,
+                   TensorShard shard, const Collectives* tp);
   ~TransformerModel();
   TransformerModel(TransformerModel&&) noexcept;
   TransformerModel& operator=(TransformerModel&&) noexcept;
   // Reads `dir`/config.json and the safetensors weights; throws InputError on bad files.
   // `dtype` F32 widens every matrix on load; BF16 / F16 keep them in 16 bits (compute is fp32).
   static TransformerModel load(const std::filesystem::path& dir, DType dtype = DType::F32);
+  // Rank tp->rank() of a tensor-parallel replica over `tp` (kept by the caller): reads only
+  // this rank's slices. InputError when tp->size() does not fit the model (tensor_shard.h).
+  static TransformerModel load(const std::filesystem::path& dir, DType dtype,
+                               const Collectives* tp);
 
   const ModelConfig& config() const { return cfg_; }
+  // The sizes this rank computes with: config() unless tensor-parallel (tensor_shard.h).
+  const ModelConfig& local_config() const { return lc_; }
+  const TensorShard& shard() const { return shard_; }
   const ModelWeights& weights() const { return weights_; }
   ModelWeights& weights() { return weights_; }
 
@@ -109,7 +124,14 @@ class TransformerModel {
   void full_rows(const HookContext& ctx, const ForwardOptions& o, const float* fresh, bool keys,
                  float* full);
 
+  // The vocabulary-parallel embedding lookup and unembedding of a tensor-parallel rank.
+  void embed_shard(float* out, const TokenBatch& batch, int64_t N) const;
+  void gather_logits(float* out, const float* local, int64_t rows);
+
   ModelConfig cfg_;
+  ModelConfig lc_;  // local sizes (= cfg_ without tensor parallelism)
+  TensorShard shard_;
+  const Collectives* tp_ = nullptr;
   ModelWeights weights_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Workspace> ws_;

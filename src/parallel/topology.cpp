@@ -14,10 +14,6 @@ Topology Topology::make(const Communicator& world, int tp, int n_head, const std
     throw InputError(source, "parallel.tp",
                      std::to_string(tp) + " does not divide the model's " + std::to_string(n_head) +
                          " attention heads");
-  if (tp > 1)
-    throw InputError(source, "parallel.tp",
-                     "tensor parallelism is not available yet in this build; use tp = 1 and "
-                     "split the work over data-parallel ranks");
   Topology t;
   t.world_rank = world.rank();
   t.world_size = world.size();
