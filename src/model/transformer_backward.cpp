@@ -60,6 +60,11 @@ void TransformerModel::cache_for_backward(HookPlan& plan) const {
 void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& acts,
                                 const float* d_final, const BackwardRequest& req,
                                 ActivationCache& grads) {
+  // A rank's weights hold its heads and units only, and nothing here reduces across ranks.
+  if (tp_)
+    throw std::invalid_argument(
+        "backward: tensor-parallel ranks have no backward pass yet (run attribution and "
+        "training with tp = 1)");
   ModelWeights* wg = req.weight_grads;
   if (wg && (weights_.dtype() != DType::F32 || wg->dtype() != DType::F32))
     throw std::invalid_argument(
@@ -321,6 +326,9 @@ double TransformerModel::loss_and_gradients(const TokenBatch& batch,
   const int64_t N = static_cast<int64_t>(B) * T;
   if (static_cast<int64_t>(targets.size()) != N)
     throw std::invalid_argument("loss_and_gradients: one target per token position");
+  if (tp_)
+    throw std::invalid_argument(
+        "loss_and_gradients: tensor-parallel ranks have no backward pass yet (train with tp = 1)");
   if (weights_.dtype() != DType::F32 || grads.dtype() != DType::F32)
     throw std::invalid_argument(
         std::string("loss_and_gradients: training needs fp32 weights and gradients; this "
