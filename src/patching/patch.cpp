@@ -35,6 +35,8 @@ namespace {
 template <typename Fn>
 void for_each_run(const PatchCell& c, const ModelConfig& cfg, int T, int rb, Fn&& fn) {
   const HookGeometry g = hook_geometry(c.kind, cfg);
+  // A head the hook does not have (attn_head_every's k/v past the key/value heads): nothing.
+  if (c.head >= g.heads) return;
   const int Tq = T - rb;
   const int t0 = c.pos < 0 ? rb : c.pos, t1 = c.pos < 0 ? T : c.pos + 1;
   if (g.head_major) {

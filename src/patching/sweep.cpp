@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "patching/patch.h"
 #include "patching/run_cache.h"
+#include "patching/sweep_noise.h"
 
 namespace causeway {
 
@@ -209,20 +210,15 @@ void SweepRunner::prepare(Block& blk, int pair_begin, int pair_end) {
           noisy_rows.push_back(clean_rows[p]);
           noisy_read.push_back(blk.read_pos[p]);
         }
-      // Noise std = scale x the std of all token-embedding entries (ROME's choice).
-      const Tensor& W_E = model_.weights().W_E;
-      double sum = 0.0, sq = 0.0;
-      for (int64_t i = 0; i < W_E.numel(); ++i) sum += W_E.data[i], sq += W_E.data[i] * W_E.data[i];
-      const double mu = sum / W_E.numel();
-      const float sigma =
-          static_cast<float>(req_.noise.scale * std::sqrt(sq / W_E.numel() - mu * mu));
+      const float sigma = static_cast<float>(req_.noise.scale * embedding_noise_std(model_));
       const auto positions = req_.noise.positions;
       const int C = cfg.n_embd;
       const int block_begin = pair_begin;
+      const uint64_t seed = req_.seed;
       HookFn add_noise = [=](const HookContext& ctx, Tensor& x) {
         for (int r = 0; r < ctx.B; ++r) {
           const int pair = block_begin + r / S, sample = r % S;
-          std::mt19937_64 rng(req_.seed * 1000003ULL + static_cast<uint64_t>(pair) * 7919ULL +
+          std::mt19937_64 rng(seed * 1000003ULL + static_cast<uint64_t>(pair) * 7919ULL +
                               static_cast<uint64_t>(sample));
           std::normal_distribution<float> noise(0.0f, sigma);
           for (int t = 0; t < ctx.T; ++t) {
@@ -321,7 +317,8 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
         out = kNaN;
         continue;
       }
-      if (first > blk.read_pos[inst.pair]) {
+      // Past the read position, or a head the model lacks: the unpatched target's value.
+      if (first > blk.read_pos[inst.pair] || !cell_applicable(cell, cfg)) {
         const float* row = blk.target->last_logits().data() + static_cast<int64_t>(inst.target_run) * V;
         const double ld = ld_of_row(data_.pairs[blk.begin + inst.pair], row);
         out += static_cast<float>(pair_metric(req_.metric, targets[inst.pair], ld, row, V) /

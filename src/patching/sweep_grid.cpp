@@ -1,6 +1,7 @@
 #include "patching/sweep_grid.h"
 
 #include <map>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "model/model_config.h"
@@ -81,7 +82,7 @@ std::vector<HookKind> patched_kinds(const SweepSpec& spec) {
 }
 
 SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
-  const int L = cfg.n_layer, H = cfg.n_head, M = cfg.n_inner;
+  const int L = cfg.n_layer, M = cfg.n_inner;
   SweepGrid g;
   auto& cells = g.cells;
   switch (spec.kind) {
@@ -107,6 +108,7 @@ SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
     case SweepKind::HeadV:
     case SweepKind::HeadPattern: {
       const HookKind k = info(spec.kind).hook;
+      const int H = static_cast<int>(hook_geometry(k, cfg).heads);  // KV for k and v
       if (spec.by_pos && spec.kind == SweepKind::HeadPattern) {
         // TransformerLens orders this one alone [layer, head, dest_pos]
         g.axes = {axis("layer", L), axis("head", H), axis("dest_pos", T)};
@@ -125,13 +127,15 @@ SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
       }
       break;
     }
-    case SweepKind::HeadPatternDestSrc:
+    case SweepKind::HeadPatternDestSrc: {
+      const int H = static_cast<int>(hook_geometry(HookKind::Pattern, cfg).heads);
       g.axes = {axis("layer", L), axis("head", H), axis("dest_pos", T), axis("src_pos", T)};
       for (int l = 0; l < L; ++l)
         for (int h = 0; h < H; ++h)
           for (int d = 0; d < T; ++d)
             for (int s = 0; s < T; ++s) cells.push_back({HookKind::Pattern, l, d, h, -1, s});
       break;
+    }
     case SweepKind::MlpNeuron:
       g.axes = {axis("layer", L), axis("neuron", M)};
       for (int l = 0; l < L; ++l)
@@ -146,7 +150,9 @@ SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
       break;
     }
     case SweepKind::HeadEvery: {
+      // One head axis for all five rows, as TransformerLens stacks them: the query heads.
       const auto comps = patched_kinds(spec);
+      const int H = cfg.n_head;
       if (spec.by_pos) {
         g.axes = {component_axis(comps), axis("layer", L), axis("pos", T), axis("head", H)};
         for (HookKind k : comps)
@@ -159,10 +165,37 @@ SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
           for (int l = 0; l < L; ++l)
             for (int h = 0; h < H; ++h) cells.push_back({k, l, -1, h});
       }
+      const int KV = cfg.kv_heads();
+      if (KV < H)
+        g.not_applicable =
+            "rows attn.hook_k and attn.hook_v: the model has " + std::to_string(KV) +
+            " key/value heads (grouped-query attention), so their cells at heads " + std::to_string(KV) +
+            ".." + std::to_string(H - 1) +
+            " patch nothing and hold the unpatched run's metric (TransformerLens zero-pads them to 0)";
       break;
     }
   }
   return g;
+}
+
+bool cell_applicable(const PatchCell& cell, const ModelConfig& cfg) {
+  return cell.head < hook_geometry(cell.kind, cfg).heads;
+}
+
+void require_sweep_hooks(const SweepSpec& spec, const ModelConfig& cfg, const std::string& file,
+                         const std::string& field) {
+  for (HookKind k : patched_kinds(spec)) {
+    if (model_has_hook(k, cfg)) continue;
+    // HookPoint::parse knows why a model lacks a hook; its detail is the reason given here.
+    try {
+      HookPoint::parse(HookPoint{k, 0}.name(), cfg);
+    } catch (const InputError& e) {
+      throw InputError(file, field,
+                       "sweep '" + spec.name() + "' patches blocks.L." +
+                           HookPoint{k, 0}.name().substr(9) + ", but " + e.detail());
+    }
+    throw std::logic_error("model_has_hook and HookPoint::parse disagree");
+  }
 }
 
 }  // namespace causeway

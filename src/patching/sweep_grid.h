@@ -55,11 +55,24 @@ struct SweepGrid {
   std::vector<GridAxis> axes;
   std::vector<PatchCell> cells;      // row-major over axes
   std::vector<std::string> position_names;  // non-empty: positions are these names' indices
+  std::string not_applicable;        // which cells patch nothing and why; empty when none
   std::vector<int> shape() const;
 };
 
-// Builds the grid of `spec` for prompts of T positions.
+// Builds the grid of `spec` for prompts of T positions. Head axes have as many heads as the
+// patched hook has (hook_geometry): key/value heads for k and v under grouped-query attention.
+// attn_head_every keeps TransformerLens' [5, ..., n_heads] layout; its k and v cells at heads
+// >= KV patch nothing (cell_applicable false) and `not_applicable` says so.
 SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T);
+
+// Whether the model has the component `cell` patches (false: attn_head_every's k/v cells past
+// the key/value heads). Such a cell holds the unpatched run's metric: it changes nothing.
+bool cell_applicable(const PatchCell& cell, const ModelConfig& cfg);
+
+// InputError naming `file` and `field` (one line: the sweep, the model_type and why) when the
+// model lacks a hook the sweep patches: resid_mid of a parallel-residual model (GPT-NeoX).
+void require_sweep_hooks(const SweepSpec& spec, const ModelConfig& cfg, const std::string& file,
+                         const std::string& field);
 
 // The hook kinds a sweep patches (what the source runs must cache).
 std::vector<HookKind> patched_kinds(const SweepSpec& spec);

@@ -29,6 +29,10 @@ bool has_position_axis(const SweepSpec& spec) {
 SweepGrid grid_for(const SweepSpec& spec, const ModelConfig& cfg, const PairDataset& data,
                    const std::string& file, const std::string& field) {
   if (data.pairs.empty()) throw InputError(data.source, "", "no prompt pairs");
+  // `field` names the experiment's positions key; the sweep key is its sibling.
+  const std::string sweep_field =
+      field.ends_with("positions") ? field.substr(0, field.size() - 9) + "sweep" : "sweep";
+  require_sweep_hooks(spec, cfg, file, sweep_field);
   if (spec.named) {
     if (!has_position_axis(spec))
       throw InputError(file, field,
