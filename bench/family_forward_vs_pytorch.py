@@ -277,13 +277,13 @@ def run_causeway_logits(args, binary, model_dir, threads, extra):
                 ",".join(map(str, tokens)), "--threads", str(threads), "--top", "1"] + extra
 
     timed(cmd(ids), env)  # warm-up: the checkpoint into the page cache
-    full, full_cpu, rss = [], [], 0
-    for _ in range(args.repeats):
+    full, full_cpu, one, rss = [], [], [], 0
+    for _ in range(args.repeats):  # alternated, so a change in the machine's load hits both
         wall, peak, _, cpu = timed(cmd(ids), env)
         full.append(wall)
         full_cpu.append(cpu)
         rss = max(rss, peak)
-    one = [timed(cmd(ids[:1]), env) for _ in range(args.repeats)]
+        one.append(timed(cmd(ids[:1]), env))
     one_wall = statistics.median(r[0] for r in one)
     forward = statistics.median(full) - one_wall
     forward_cpu = statistics.median(full_cpu) - statistics.median(r[3] for r in one)
