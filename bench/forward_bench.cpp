@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
+#include "model/model_weights.h"
 #include "model/transformer_model.h"
 
 namespace {
@@ -53,8 +54,10 @@ double sgemm_peak_gflops(int M, int K, int N, int repeats) {
 // of the T x T products) and the unembedding of every position.
 double forward_flops(const causeway::ModelConfig& c, int B, int T) {
   const double N = static_cast<double>(B) * T, C = c.n_embd, M = c.n_inner;
-  const double per_layer = 2.0 * N * (4.0 * C * C + 2.0 * C * M) +
-                           2.0 * 2.0 * B * (T * (T + 1) / 2.0) * C;
+  const double Q = static_cast<double>(c.n_head) * c.d_head(),
+               KV = static_cast<double>(c.kv_heads()) * c.d_head();
+  const double per_layer = 2.0 * N * (2.0 * C * Q + 2.0 * C * KV + (c.gated_mlp ? 3.0 : 2.0) * C * M) +
+                           2.0 * 2.0 * B * (T * (T + 1) / 2.0) * Q;
   return c.n_layer * per_layer + 2.0 * N * C * c.vocab_size;
 }
 
@@ -79,8 +82,12 @@ double peak_rss_kb() {
 int main(int argc, char** argv) {
   CLI::App app{"causeway forward benchmark: tokens/s, GFLOP/s and sgemm peak, as JSON"};
   std::string model_dir;
+  std::string dtype = "f32";
   int batch = 8, seq = 128, threads = 1, repeats = 5;
-  app.add_option("--model", model_dir, "GPT-2 checkpoint folder")->required();
+  app.add_option("--model", model_dir, "Hugging Face checkpoint folder (any supported family)")
+      ->required();
+  app.add_option("--dtype", dtype, "weight matrices held as f32, bf16 or f16 (compute is fp32)")
+      ->capture_default_str();
   app.add_option("--batch", batch, "sequences per forward")->capture_default_str();
   app.add_option("--seq", seq, "tokens per sequence")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads")->capture_default_str();
@@ -90,7 +97,8 @@ int main(int argc, char** argv) {
 
   causeway::set_cpu_threads(threads);
   auto t_load = Clock::now();
-  causeway::TransformerModel model = causeway::TransformerModel::load(model_dir);
+  causeway::TransformerModel model = causeway::TransformerModel::load(
+      model_dir, causeway::parse_weight_dtype(dtype, "--dtype", ""));
   const double load_s = seconds_since(t_load);
   const auto& cfg = model.config();
 

@@ -113,6 +113,13 @@ ModelWeights::ModelWeights(const ModelConfig& cfg, DType dtype) : dtype_(dtype) 
   bind(cfg);
 }
 
+size_t ModelWeights::bytes_for(const ModelConfig& cfg, DType dtype) {
+  size_t n = 0;
+  for (const ParamSpec& p : param_specs(cfg))
+    n += static_cast<size_t>(p.shape.numel()) * (p.matrix ? dtype_size(dtype) : sizeof(float));
+  return n;
+}
+
 size_t ModelWeights::bytes() const { return arena_.bytes() + half_.size() * sizeof(uint16_t); }
 
 void ModelWeights::bind(const ModelConfig& cfg) {

@@ -78,6 +78,9 @@ class ModelWeights {
   DType dtype() const { return dtype_; }
   // Bytes held: fp32 arena plus 16-bit matrices.
   size_t bytes() const;
+  // What bytes() would be for `cfg` (a tensor-parallel rank: its local config), without
+  // allocating: the sizing of a dry run.
+  static size_t bytes_for(const ModelConfig& cfg, DType dtype);
 
  private:
   struct Layout;

@@ -24,6 +24,40 @@ struct TransformerModel::Workspace {
   std::vector<int32_t> positions;  // (B * (T - row_begin)): each recomputed row's position
 };
 
+namespace {
+
+// The activation buffers of a forward, in one table: ensure_workspace allocates them and a dry
+// run sizes them.
+std::vector<TensorSpec> workspace_specs(const ModelConfig& cfg, const ModelConfig& local,
+                                        int64_t tp, int B, int T, bool need_result,
+                                        int64_t logit_rows) {
+  const int64_t C = cfg.n_embd, NH = local.n_head, M = local.n_inner, V = cfg.vocab_size;
+  const int64_t HS = cfg.d_head(), Q = NH * HS, KV = local.kv_heads() * HS;
+  const int64_t local_logits = tp > 1 ? logit_rows * local.vocab_size : 0;
+  const int64_t N = static_cast<int64_t>(B) * T, wide = std::max(C, Q);
+  const int64_t up = cfg.gated_mlp ? N * M : 0;
+  return {
+      {"resid", {N, C}},       {"ln_out", {N, C}},      {"mean", {N}},
+      {"rstd", {N}},           {"scale", {N * NH}},     {"normalized", {N, wide}},
+      {"q", {N, Q}},           {"k", {N, KV}},          {"v", {N, KV}},
+      {"k_new", {N, KV}},      {"v_new", {N, KV}},      {"z", {N, Q}},           {"scores", {B * NH * T, T}},
+      {"pattern", {B * NH * T, T}}, {"attn_out", {N, C}}, {"mlp_out", {N, C}},
+      {"mlp", {N, M}},         {"mlp_up", {up}},        {"result", {need_result ? N * NH : 0, C}},
+      {"final_rows", {B, C}},  {"logits", {logit_rows, V}},
+      {"logits_local", {local_logits}}, {"logits_gathered", {tp > 1 ? tp * local_logits : 0}},
+  };
+}
+
+}  // namespace
+
+int64_t TransformerModel::workspace_bytes(const ModelConfig& cfg, const ModelConfig& local, int tp,
+                                          int B, int T, bool need_result, int64_t logit_rows) {
+  int64_t n = 0;
+  for (const TensorSpec& s : workspace_specs(cfg, local, tp, B, T, need_result, logit_rows))
+    n += s.shape.numel();
+  return n * static_cast<int64_t>(sizeof(float));
+}
+
 TransformerModel::~TransformerModel() = default;
 TransformerModel::TransformerModel(TransformerModel&&) noexcept = default;
 TransformerModel& TransformerModel::operator=(TransformerModel&&) noexcept = default;
@@ -116,21 +150,8 @@ void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t 
     need_result |= ws_->has_result;
     logit_rows = std::max(logit_rows, ws_->logit_rows);
   }
-  const int64_t C = cfg_.n_embd, NH = lc_.n_head, M = lc_.n_inner, V = cfg_.vocab_size;
-  const int64_t HS = cfg_.d_head(), Q = NH * HS, KV = lc_.kv_heads() * HS;
-  const int64_t tp = shard_.size, local_logits = tp > 1 ? logit_rows * lc_.vocab_size : 0;
-  const int64_t N = static_cast<int64_t>(B) * T, wide = std::max(C, Q);
-  const int64_t up = cfg_.gated_mlp ? N * M : 0;
-  const std::vector<TensorSpec> specs = {
-      {"resid", {N, C}},       {"ln_out", {N, C}},      {"mean", {N}},
-      {"rstd", {N}},           {"scale", {N * NH}},     {"normalized", {N, wide}},
-      {"q", {N, Q}},           {"k", {N, KV}},          {"v", {N, KV}},
-      {"k_new", {N, KV}},      {"v_new", {N, KV}},      {"z", {N, Q}},           {"scores", {B * NH * T, T}},
-      {"pattern", {B * NH * T, T}}, {"attn_out", {N, C}}, {"mlp_out", {N, C}},
-      {"mlp", {N, M}},         {"mlp_up", {up}},        {"result", {need_result ? N * NH : 0, C}},
-      {"final_rows", {B, C}},  {"logits", {logit_rows, V}},
-      {"logits_local", {local_logits}}, {"logits_gathered", {tp > 1 ? tp * local_logits : 0}},
-  };
+  const std::vector<TensorSpec> specs =
+      workspace_specs(cfg_, lc_, shard_.size, B, T, need_result, logit_rows);
   auto ws = std::make_unique<Workspace>();
   ws->B = B, ws->T = T, ws->has_result = need_result, ws->logit_rows = logit_rows;
   ws->arena = Arena(specs);
@@ -140,7 +161,7 @@ void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t 
                      &ws->mlp,    &ws->mlp_up,   &ws->result,   &ws->final_rows, &ws->logits,
                      &ws->logits_local, &ws->logits_gathered};
   for (size_t i = 0; i < specs.size(); ++i) *slots[i] = ws->arena.at(i).data;
-  ws->positions.resize(static_cast<size_t>(N));
+  ws->positions.resize(static_cast<size_t>(B) * T);
   ws_ = std::move(ws);
 }
 

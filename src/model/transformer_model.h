@@ -109,6 +109,12 @@ class TransformerModel {
   double loss_and_gradients(const TokenBatch& batch, const std::vector<int32_t>& targets,
                             ModelWeights& grads);
 
+  // Bytes of the activation workspace of a forward of B rows of T positions with `logit_rows`
+  // logits rows (B for LogitRows::Last), for a rank computing with `local` sizes: the sizing
+  // of a dry run, from the same table ensure_workspace allocates.
+  static int64_t workspace_bytes(const ModelConfig& cfg, const ModelConfig& local, int tp, int B,
+                                 int T, bool need_result, int64_t logit_rows);
+
   // (B, C): ln_final's output at each row's read position, after a Last or None forward.
   Tensor final_residual() const;
   // out (B, n) = final (B, C) . W_U[tokens[j]] for each j: logits of just those tokens.
