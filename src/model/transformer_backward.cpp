@@ -17,20 +17,6 @@ namespace causeway {
 
 namespace {
 
-// The hooks a backward reads: the input of every norm, the attention's q/k (rotated when
-// rotary; raw too when q/k norms need their input), v, pattern and z, the MLP's pre-activations.
-std::vector<HookKind> backward_hooks(const ModelConfig& cfg) {
-  const bool rotary = cfg.rotary_dim > 0;
-  std::vector<HookKind> k = {HookKind::ResidPre};
-  if (!rotary || cfg.qk_norm) k.insert(k.end(), {HookKind::Q, HookKind::K});
-  k.insert(k.end(), {HookKind::V});
-  if (rotary) k.insert(k.end(), {HookKind::RotQ, HookKind::RotK});
-  k.insert(k.end(), {HookKind::Pattern, HookKind::Z});
-  if (!cfg.parallel_residual) k.push_back(HookKind::ResidMid);
-  k.push_back(HookKind::MlpPre);
-  if (cfg.gated_mlp) k.push_back(HookKind::MlpPreLinear);
-  return k;
-}
 
 // d(metric)/d(hook_scale), where hook_normalized = xc / scale with xc = x - mean (LayerNorm;
 // mean null for RMSNorm: xc = x): -rstd * sum_i g_i * xc_i * rstd, g = d_out * weight.
@@ -47,8 +33,23 @@ void scale_gradient(float* d_scale, const float* d_out, const float* x, const fl
 
 }  // namespace
 
+// The hooks a backward reads: the input of every norm, the attention's q/k (rotated when
+// rotary; raw too when q/k norms need their input), v, pattern and z, the MLP's pre-activations.
+std::vector<HookKind> backward_hook_kinds(const ModelConfig& cfg) {
+  const bool rotary = cfg.rotary_dim > 0;
+  std::vector<HookKind> k = {HookKind::ResidPre};
+  if (!rotary || cfg.qk_norm) k.insert(k.end(), {HookKind::Q, HookKind::K});
+  k.insert(k.end(), {HookKind::V});
+  if (rotary) k.insert(k.end(), {HookKind::RotQ, HookKind::RotK});
+  k.insert(k.end(), {HookKind::Pattern, HookKind::Z});
+  if (!cfg.parallel_residual) k.push_back(HookKind::ResidMid);
+  k.push_back(HookKind::MlpPre);
+  if (cfg.gated_mlp) k.push_back(HookKind::MlpPreLinear);
+  return k;
+}
+
 void TransformerModel::cache_for_backward(HookPlan& plan) const {
-  const std::vector<HookKind> kinds = backward_hooks(cfg_);
+  const std::vector<HookKind> kinds = backward_hook_kinds(cfg_);
   for (int L = 0; L < cfg_.n_layer; ++L)
     for (HookKind k : kinds) plan.cache({k, L});
   plan.cache({HookKind::ResidPost, cfg_.n_layer - 1});

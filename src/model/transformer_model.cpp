@@ -114,13 +114,13 @@ TransformerModel TransformerModel::load(const std::filesystem::path& dir, DType 
   return TransformerModel(std::move(cfg), std::move(w), make_cpu_backend(), shard, tp);
 }
 
-void TransformerModel::validate(const TokenBatch& batch, const std::string& source) const {
+void validate_tokens(const ModelConfig& cfg, const TokenBatch& batch, const std::string& source) {
   if (batch.B <= 0 || batch.T <= 0) throw InputError(source, "", "no tokens to run");
-  if (batch.T > cfg_.n_positions)
+  if (batch.T > cfg.n_positions)
     throw InputError(source, "",
                      "sequence of " + std::to_string(batch.T) +
                          " tokens is longer than the model's n_positions = " +
-                         std::to_string(cfg_.n_positions));
+                         std::to_string(cfg.n_positions));
   if (batch.ids.size() != static_cast<size_t>(batch.B) * batch.T ||
       batch.lengths.size() != static_cast<size_t>(batch.B))
     throw InputError(source, "", "batch has inconsistent ids/lengths sizes");
@@ -132,13 +132,17 @@ void TransformerModel::validate(const TokenBatch& batch, const std::string& sour
   for (int b = 0; b < batch.B; ++b)
     for (int t = 0; t < batch.T; ++t) {
       const int32_t id = batch.at(b, t);
-      if (id < 0 || id >= cfg_.vocab_size)
+      if (id < 0 || id >= cfg.vocab_size)
         throw InputError(source,
                          "token " + std::to_string(t) +
                              (batch.B > 1 ? " of sequence " + std::to_string(b) : ""),
                          "id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                             std::to_string(cfg_.vocab_size) + ")");
+                             std::to_string(cfg.vocab_size) + ")");
     }
+}
+
+void TransformerModel::validate(const TokenBatch& batch, const std::string& source) const {
+  validate_tokens(cfg_, batch, source);
 }
 
 void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t logit_rows) {

@@ -146,6 +146,12 @@ class TransformerModel {
   std::vector<float> inv_freq_;  // rotary frequencies, (rotary_dim / 2)
 };
 
+// Checks token ids and lengths against a model's config; `source` names where they came from.
+void validate_tokens(const ModelConfig& cfg, const TokenBatch& batch, const std::string& source);
+
+// The hooks a backward pass reads at every layer (what cache_for_backward caches).
+std::vector<HookKind> backward_hook_kinds(const ModelConfig& cfg);
+
 // The hook whose value attention reads as keys, cached by the patching engine for prefix reuse.
 HookKind attention_keys_hook(const ModelConfig& cfg);
 
