@@ -304,6 +304,8 @@ void set_up(Job& job, const RunOptions& o) {
     ExperimentLayout l;
     l.name = e.name;
     l.attributes = attributes_of(e, c);
+    // attn_head_every under grouped-query attention: which cells patch nothing, and why.
+    if (!grid.not_applicable.empty()) l.attributes["not_applicable"] = grid.not_applicable;
     l.axes = grid.axes;
     l.n_pairs = P;
     l.pairs_per_item = per_item;

@@ -9,8 +9,10 @@
 #include <random>
 #include <string>
 
+#include "cli_support.h"
 #include "core/error.h"
 #include "family_goldens.h"
+#include "io/hdf5_file.h"
 #include "model/transformer_model.h"
 #include "patching/sweep.h"
 #include "patching/sweep_noise.h"
@@ -392,6 +394,61 @@ TEST_P(FamilyPatching, NoiseRestorationMatchesAPlainReference) {
           << family_ << " pair " << i << " cell " << c;
     }
   }
+}
+
+// `causeway run` refuses a sweep of a hook the model lacks at config time, in one line, and
+// labels attn_head_every's not-applicable cells in the result file.
+TEST_P(FamilyPatching, RunRefusesMissingHooksAndLabelsNotApplicableCells) {
+  const ModelConfig& cfg = model_->config();
+  fixtures::TempDir tmp("family-patching");
+  std::string pairs;
+  for (const PromptPair& p : pairs_.pairs) {
+    auto ids = [](const std::vector<int32_t>& v) {
+      std::string s;
+      for (int32_t t : v) s += (s.empty() ? "" : ",") + std::to_string(t);
+      return "[" + s + "]";
+    };
+    pairs += "{\"clean\": " + ids(p.clean) + ", \"corrupted\": " + ids(p.corrupted) +
+             ", \"answer\": " + ids(p.answers) + ", \"wrong\": " + ids(p.wrongs) + "}\n";
+  }
+  fixtures::write_text(tmp.path() / "pairs.jsonl", pairs);
+  const auto out = tmp.path() / "out.h5";
+  auto config = [&](const std::string& sweep) {
+    const auto path = tmp.path() / (sweep + ".toml");
+    fixtures::write_text(path, "[model]\npath = \"" + fixtures::family_model_dir(family_).string() +
+                                   "\"\nthreads = 1\n[data]\nfile = \"" + (tmp.path() / "pairs.jsonl").string() +
+                                   "\"\n[output]\npath = \"" + out.string() +
+                                   "\"\n[[experiment]]\nname = \"e\"\nsweep = \"" + sweep +
+                                   "\"\npositions = \"all\"\nmetric = \"normalized\"\n");
+    return path.string();
+  };
+  const fixtures::CliResult mid = fixtures::run_causeway("run " + config("resid_mid") + " --quiet --overwrite");
+  if (model_has(SweepKind::ResidMid)) {
+    EXPECT_EQ(mid.code, 0) << mid.output;
+  } else {
+    EXPECT_EQ(mid.code, 2) << mid.output;
+    EXPECT_NE(mid.output.find("experiment[0].sweep: sweep 'resid_mid'"), std::string::npos) << mid.output;
+    EXPECT_NE(mid.output.find(cfg.model_type), std::string::npos) << mid.output;
+    EXPECT_EQ(mid.output.find('\n'), mid.output.size() - 1) << mid.output;  // one line
+    EXPECT_FALSE(std::filesystem::exists(out)) << "refused before the file is laid out";
+  }
+  const fixtures::CliResult every = fixtures::run_causeway("run " + config("attn_head_every") + " --quiet --overwrite");
+  ASSERT_EQ(every.code, 0) << every.output;
+  H5File f(out, H5Mode::ReadOnly);
+  std::vector<int64_t> shape;
+  const std::vector<float> mean = f.read_floats("experiments/e/mean", &shape);
+  EXPECT_EQ(shape, (std::vector<int64_t>{5, cfg.n_layer, cfg.n_head}));
+  if (cfg.kv_heads() == cfg.n_head) {
+    EXPECT_ANY_THROW(f.read_string_attribute("experiments/e", "not_applicable")) << family_;
+    return;
+  }
+  EXPECT_NE(f.read_string_attribute("experiments/e", "not_applicable").find("heads " + std::to_string(cfg.kv_heads())),
+            std::string::npos);
+  // Denoising: a cell that patches nothing keeps the corrupted run, normalized 0.
+  for (int row : {2, 3})
+    for (int l = 0; l < cfg.n_layer; ++l)
+      for (int h = cfg.kv_heads(); h < cfg.n_head; ++h)
+        EXPECT_NEAR(mean[(row * cfg.n_layer + l) * cfg.n_head + h], 0.0, 1e-6) << family_;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyPatching, ::testing::ValuesIn(fixtures::kFamilies),
