@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/dry_run.h"
 #include "cli/fault_hooks.h"
 #include "cli/interrupt.h"
 #include "cli/job_log.h"
@@ -30,6 +31,7 @@
 #include "io/result_store.h"
 #include "io/resume_check.h"
 #include "io/result_writer.h"
+#include "model/tensor_shard.h"
 #include "model/transformer_model.h"
 #include "model/tokenizer.h"
 #include "model/weights_fingerprint.h"
@@ -56,6 +58,9 @@ struct RunOptions {
   int threads = -1;
   int top = 8;
   bool allow_nonfinite = false;
+  bool dry_run = false;
+  int dry_ranks = 0;  // --ranks: the job to size (0: this launch's world)
+  int dry_tp = 0;     // --tp: overrides [parallel] tp for the sizing
 };
 
 // Threads per rank when neither the config nor --threads says: the cores this rank may run on,
@@ -236,6 +241,7 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 struct Job {
   RunConfig cfg;
   std::unique_ptr<TransformerModel> model;
+  ModelConfig dry_config;  // --dry-run: config.json alone, no model loaded
   std::unique_ptr<Tokenizer> tok;
   PairDataset data;
   Topology topo;
@@ -265,8 +271,10 @@ void set_up(Job& job, const RunOptions& o) {
                             o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
-  job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model, c.dtype));
-  const ModelConfig& mc = job.model->config();
+  // A dry run reads config.json only: no weights are mapped or allocated.
+  if (o.dry_run) job.dry_config = ModelConfig::from_json_file(c.model / "config.json");
+  else job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model, c.dtype));
+  const ModelConfig& mc = o.dry_run ? job.dry_config : job.model->config();
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
                                                         : Tokenizer::from_model_dir(c.model));
@@ -281,8 +289,8 @@ void set_up(Job& job, const RunOptions& o) {
   // patched onto each other (and once overran the token table of the result file).
   job.data.require_aligned();
   for (const PromptPair& p : job.data.pairs) {
-    job.model->validate(TokenBatch::padded({p.clean, p.corrupted}),
-                        job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
+    validate_tokens(mc, TokenBatch::padded({p.clean, p.corrupted}),
+                    job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
     job.T_max = std::max(job.T_max, static_cast<int>(p.clean.size()));
   }
   c.check_against(mc, job.data);
@@ -326,6 +334,26 @@ void set_up(Job& job, const RunOptions& o) {
   job.plan = WorkPlan::build(shapes, per_item, 1);
   for (size_t e = 0; e < job.layouts.size(); ++e)
     job.layouts[e].n_items = job.plan.items_of(static_cast<int>(e));
+}
+
+DryRunJob dry_run_of(const Job& job, const RunOptions& o, int world_size) {
+  DryRunJob d;
+  d.cfg = &job.cfg;
+  d.model = &job.dry_config;
+  d.pairs = static_cast<int>(job.data.pairs.size());
+  d.T = job.T_max;
+  d.grids = job.grids;
+  d.work_items = job.plan.size();
+  d.ranks = o.dry_ranks > 0 ? o.dry_ranks : world_size;
+  d.tp = o.dry_tp > 0 ? o.dry_tp : job.cfg.tp;
+  const std::string src = o.dry_tp > 0 ? "--tp" : job.cfg.path.string();
+  if (d.ranks % d.tp != 0)
+    throw InputError(src, o.dry_tp > 0 ? "" : "parallel.tp",
+                     std::to_string(d.tp) + " does not divide the " + std::to_string(d.ranks) +
+                         " ranks of the job");
+  // tp must fit the model: its heads, key/value heads and MLP width.
+  TensorShard::make(job.dry_config, 0, d.tp, (job.cfg.model / "config.json").string());
+  return d;
 }
 
 // Collective (it splits the world into replicas), so a step of its own after set_up.
@@ -714,6 +742,10 @@ int run_job(const RunOptions& o) {
       fault_point("set_up", world.rank());
       set_up(job, o);
     });
+    if (o.dry_run) {
+      if (world.rank() == 0) print_dry_run(dry_run_of(job, o, world.size()), stdout);
+      return 0;
+    }
     together(stop, false, [&] { place_ranks(job, world); });
     std::vector<uint8_t> done;
     std::unique_ptr<OutputLock> lock;  // rank 0 holds the output until the job ends
@@ -799,6 +831,16 @@ Command add_run_command(CLI::App& app) {
                 "Keep going when a baseline or metric is NaN or inf (by default the job stops, "
                 "naming the pair); the file and the summary count such values. Same as [output] "
                 "allow_nonfinite = true");
+  cmd->add_flag("--dry-run", o->dry_run,
+                "Print what the job would cost and exit: grid sizes, work items per replica, "
+                "memory per rank (weight shard, workspace, caches) and FLOPs, from config.json, "
+                "the config and the pairs alone (no weights are read, nothing is written)");
+  cmd->add_option("--ranks", o->dry_ranks,
+                  "With --dry-run: size a job of this many ranks (default: this launch's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--tp", o->dry_tp,
+                  "With --dry-run: tensor-parallel shards per replica (default: [parallel] tp)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

@@ -1,0 +1,125 @@
+#include "cli/dry_run.h"
+
+#include <algorithm>
+#include <string>
+
+#include "model/hooks.h"
+#include "model/model_weights.h"
+#include "model/tensor_shard.h"
+#include "model/transformer_model.h"
+#include "patching/patch.h"
+
+namespace causeway::cli {
+
+namespace {
+
+// What a process of causeway holds before any model or cache: the binary, MPI, HDF5 and
+// OpenBLAS (measured: about 30 MB for `causeway logits` on a tiny model).
+constexpr int64_t kRuntimeBytes = int64_t{32} << 20;
+
+// Multiply-adds x 2 of one token through every block, with attention over T keys, plus
+// `logit_rows_per_token` of the unembedding.
+double flops_per_token(const ModelConfig& c, int T, double logit_rows_per_token) {
+  const double C = c.n_embd, HS = c.d_head(), Q = c.n_head * HS, KV = c.kv_heads() * HS,
+               M = c.n_inner, V = c.vocab_size;
+  const double block = 2.0 * (C * Q + 2.0 * C * KV + Q * C + (c.gated_mlp ? 3.0 : 2.0) * C * M) +
+                       4.0 * T * Q;
+  return c.n_layer * block + logit_rows_per_token * 2.0 * C * V;
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  if (bytes >= (int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / 1073741824.0);
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / 1048576.0);
+  return buf;
+}
+
+std::string grid_text(const SweepGrid& g) {
+  std::string s = "[";
+  for (size_t i = 0; i < g.axes.size(); ++i)
+    s += (i ? ", " : "") + g.axes[i].name + " " + std::to_string(g.axes[i].size);
+  return s + "]";
+}
+
+}  // namespace
+
+JobSizing size_job(const DryRunJob& job) {
+  const RunConfig& c = *job.cfg;
+  const ModelConfig& m = *job.model;
+  const TensorShard shard = TensorShard::make(m, 0, job.tp, c.path.string());
+  const ModelConfig local = job.tp > 1 ? shard.local(m) : m;
+  const int per_item = std::min(c.pairs_per_item, std::max(job.pairs, 1));
+  JobSizing s;
+  s.runtime = kRuntimeBytes;
+  s.weights = static_cast<int64_t>(ModelWeights::bytes_for(local, c.dtype));
+  const double per_seq = job.T * flops_per_token(m, job.T, 1.0 / job.T);
+  for (size_t e = 0; e < c.experiments.size(); ++e) {
+    const ExperimentConfig& x = c.experiments[e];
+    const SweepGrid& g = job.grids[e];
+    const int rows = std::max(1, x.request.max_rows);
+    const bool result = std::any_of(g.cells.begin(), g.cells.end(),
+                                    [](const PatchCell& p) { return p.kind == HookKind::Result; });
+    s.workspace = std::max(s.workspace, TransformerModel::workspace_bytes(m, local, job.tp, rows,
+                                                                          job.T, result, rows));
+    // The clean and corrupted runs of an item's pairs, cached at every layer: the residual
+    // stream, keys and values (prefix reuse) and the patched hooks; attribution keeps every
+    // hook and its gradient.
+    auto rows_of = [&](const std::vector<HookKind>& kinds) {
+      int64_t n = 0;
+      for (HookKind k : kinds) n += hook_row_size(k, local, job.T, job.T);
+      return n;
+    };
+    const std::vector<HookKind> patched = patched_kinds(x.request.spec);
+    int64_t per_pair = 0;  // floats cached per pair and layer
+    if (x.kind == "attribution") {
+      // Both runs' patched hooks, the target run's backward inputs and the patched hooks'
+      // gradients.
+      per_pair = 3 * rows_of(patched) + rows_of(backward_hook_kinds(m));
+    } else {
+      std::vector<HookKind> kinds = patched;
+      kinds.insert(kinds.end(), {HookKind::ResidPre, attention_keys_hook(m), HookKind::V});
+      per_pair = 2 * rows_of(kinds);
+    }
+    s.caches = std::max(s.caches, per_item * m.n_layer * per_pair *
+                                      static_cast<int64_t>(sizeof(float)));
+    // Each cell of each pair is at most one patched forward; attribution is about a forward
+    // and a backward (2 forwards) of the clean and the corrupted run.
+    const double forwards = x.kind == "attribution"
+                                ? 6.0 * job.pairs
+                                : static_cast<double>(g.cells.size()) * job.pairs + 2.0 * job.pairs;
+    s.flops += forwards * per_seq;
+  }
+  return s;
+}
+
+void print_dry_run(const DryRunJob& job, std::FILE* out) {
+  const RunConfig& c = *job.cfg;
+  const ModelConfig& m = *job.model;
+  const JobSizing s = size_job(job);
+  const int replicas = job.ranks / job.tp;
+  std::fprintf(out, "dry run of %s: nothing is loaded or written\n", c.path.string().c_str());
+  std::fprintf(out, "model: %s (%s, %d layers, d_model %d, %d heads", c.model.string().c_str(),
+               m.model_type.c_str(), m.n_layer, m.n_embd, m.n_head);
+  if (m.kv_heads() != m.n_head) std::fprintf(out, ", %d key/value heads", m.kv_heads());
+  std::fprintf(out, ", d_mlp %d, vocab %d), weights %s\n", m.n_inner, m.vocab_size,
+               dtype_name(c.dtype));
+  std::fprintf(out, "ranks: %d = %d replica%s x %d tensor-parallel shard%s\n", job.ranks, replicas,
+               replicas == 1 ? "" : "s", job.tp, job.tp == 1 ? "" : "s");
+  std::fprintf(out, "pairs: %d, up to %d tokens; %lld work items, %lld per replica at most\n",
+               job.pairs, job.T, static_cast<long long>(job.work_items),
+               static_cast<long long>((job.work_items + replicas - 1) / replicas));
+  std::fprintf(out, "\n  %-24s %-12s %-40s %10s\n", "experiment", "kind", "grid", "cells");
+  for (size_t e = 0; e < c.experiments.size(); ++e)
+    std::fprintf(out, "  %-24s %-12s %-40s %10zu\n", c.experiments[e].name.c_str(),
+                 c.experiments[e].kind.c_str(), grid_text(job.grids[e]).c_str(),
+                 job.grids[e].cells.size());
+  std::fprintf(out, "\nmemory per rank (estimate): weights %s + workspace %s + caches %s + "
+               "runtime %s = %s\n",
+               gib(s.weights).c_str(), gib(s.workspace).c_str(), gib(s.caches).c_str(),
+               gib(s.runtime).c_str(), gib(s.per_rank()).c_str());
+  std::fprintf(out, "compute: %.3g FLOP in all, %.3g per rank (at most: prefix reuse and cone "
+               "restriction recompute fewer rows)\n",
+               s.flops, s.flops / job.ranks);
+}
+
+}  // namespace causeway::cli
