@@ -12,6 +12,7 @@
 
 #include "model/transformer_model.h"
 #include "model/backward_workspace.h"
+#include "model/mlp_activation.h"
 
 namespace causeway {
 
@@ -37,14 +38,23 @@ void scale_gradient(float* d_scale, const float* d_out, const float* x, const fl
 // rotary; raw too when q/k norms need their input), v, pattern and z, the MLP's pre-activations.
 std::vector<HookKind> backward_hook_kinds(const ModelConfig& cfg) {
   const bool rotary = cfg.rotary_dim > 0;
-  std::vector<HookKind> k = {HookKind::ResidPre};
-  if (!rotary || cfg.qk_norm) k.insert(k.end(), {HookKind::Q, HookKind::K});
-  k.insert(k.end(), {HookKind::V});
-  if (rotary) k.insert(k.end(), {HookKind::RotQ, HookKind::RotK});
-  k.insert(k.end(), {HookKind::Pattern, HookKind::Z});
-  if (!cfg.parallel_residual) k.push_back(HookKind::ResidMid);
-  k.push_back(HookKind::MlpPre);
-  if (cfg.gated_mlp) k.push_back(HookKind::MlpPreLinear);
+  // Filled with push_back: GCC 12 warns falsely (-Warray-bounds) on inserting an
+  // initializer_list of this one-byte enum.
+  std::vector<HookKind> k;
+  auto add = [&](bool when, HookKind kind) {
+    if (when) k.push_back(kind);
+  };
+  add(true, HookKind::ResidPre);
+  add(!rotary || cfg.qk_norm, HookKind::Q);
+  add(!rotary || cfg.qk_norm, HookKind::K);
+  add(true, HookKind::V);
+  add(rotary, HookKind::RotQ);
+  add(rotary, HookKind::RotK);
+  add(true, HookKind::Pattern);
+  add(true, HookKind::Z);
+  add(!cfg.parallel_residual, HookKind::ResidMid);
+  add(true, HookKind::MlpPre);
+  add(cfg.gated_mlp, HookKind::MlpPreLinear);
   return k;
 }
 
@@ -81,9 +91,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
   const bool layer_norm = cfg_.norm == NormKind::LayerNorm, rotary = cfg_.rotary_dim > 0,
              parallel = cfg_.parallel_residual, post_norms = cfg_.post_norms;
   const float attn_mult = static_cast<float>(1.0 / cfg_.attn_scale());
-  const cpu::GatedActivation gate_act = cfg_.activation_function == "silu"
-                                            ? cpu::GatedActivation::kSilu
-                                            : cpu::GatedActivation::kGeluTanh;
+  const cpu::GatedActivation gate_act = gated_activation(cfg_);
   const Backend& be = *backend_;
   if (!bws_) bws_ = std::make_unique<BackwardWorkspace>();
   BackwardWorkspace& w = *bws_;
@@ -149,15 +157,19 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     if (layer_norm) be.layernorm_backward(d_x, d_w, d_b, d_out, x, mean, rstd, weight.data, rows, width);
     else be.rmsnorm_backward(d_x, d_w, d_out, x, scale, weight.data, rows, width);
   };
-  auto activate = [&](float* out, const float* pre, int64_t n) {
-    if (cfg_.activation_function == "gelu") be.gelu_erf_forward(out, pre, n);
-    else if (cfg_.activation_function == "silu") be.silu_forward(out, pre, n);
-    else be.gelu_forward(out, pre, n);
-  };
-  auto activate_backward = [&](float* d_pre, const float* d_post, const float* pre, int64_t n) {
-    if (cfg_.activation_function == "gelu") be.gelu_erf_backward(d_pre, d_post, pre, n);
-    else if (cfg_.activation_function == "silu") be.silu_backward(d_pre, d_post, pre, n);
-    else be.gelu_backward(d_pre, d_post, pre, n);
+
+  // Back through Gemma's post-norm of a sublayer's output (W x + b, recomputed from its input
+  // x): the gradient at the sublayer's raw output, in w.d_ln.
+  auto post_norm_backward = [&](HookKind scale_kind, HookKind normalized_kind, int layer,
+                                const float* d_out, const float* x, const Weight& W,
+                                const Tensor& b, const Tensor& post_w, float* d_post_w) {
+    float* raw = w.raw.data();
+    be.linear_forward(raw, x, W.matrix(), b.data, N);
+    norm_stats(raw, post_w, Tensor{}, N, C, nullptr);
+    std::fill(w.d_ln.begin(), w.d_ln.begin() + N * C, 0.0f);
+    norm_backward(scale_kind, normalized_kind, layer, d_out, raw, post_w, d_post_w, nullptr, N, C,
+                  w.d_ln.data());
+    return static_cast<const float*>(w.d_ln.data());
   };
 
   // ln_final
@@ -193,18 +205,13 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     float* post = w.mlp_post.data();
     if (wg || post_norms) {
       if (cfg_.gated_mlp) be.gated_forward(post, pre, up, N * M, gate_act);
-      else activate(post, pre, N * M);
+      else mlp_activation_forward(be, cfg_, post, pre, N * M);
     }
-    const float* d_mlp_out = d_resid;
-    if (post_norms) {
-      float* raw = w.raw.data();
-      be.linear_forward(raw, post, bw.W_out.matrix(), bw.b_out.data, N);
-      norm_stats(raw, bw.ln2_post_w, Tensor{}, N, C, nullptr);
-      std::fill(w.d_ln.begin(), w.d_ln.begin() + N * C, 0.0f);
-      norm_backward(HookKind::Ln2PostScale, HookKind::Ln2PostNormalized, L, d_resid, raw,
-                    bw.ln2_post_w, g.ln2_post_w.data, nullptr, N, C, w.d_ln.data());
-      d_mlp_out = w.d_ln.data();
-    }
+    const float* d_mlp_out =
+        post_norms ? post_norm_backward(HookKind::Ln2PostScale, HookKind::Ln2PostNormalized, L,
+                                        d_resid, post, bw.W_out, bw.b_out, bw.ln2_post_w,
+                                        g.ln2_post_w.data)
+                   : d_resid;
     be.linear_backward(w.d_mlp.data(), g.W_out.data, g.b_out.data, d_mlp_out, post,
                        bw.W_out.matrix(), N);
     store(HookKind::MlpPost, L, w.d_mlp.data());
@@ -212,7 +219,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
       be.gated_backward(w.d_mlp2.data(), w.d_up.data(), w.d_mlp.data(), pre, up, N * M, gate_act);
       store(HookKind::MlpPreLinear, L, w.d_up.data());
     } else {
-      activate_backward(w.d_mlp2.data(), w.d_mlp.data(), pre, N * M);
+      mlp_activation_backward(be, cfg_, w.d_mlp2.data(), w.d_mlp.data(), pre, N * M);
     }
     store(HookKind::MlpPre, L, w.d_mlp2.data());
     const float* ln2_in = act(parallel ? HookKind::ResidPre : HookKind::ResidMid, L);
@@ -234,16 +241,11 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     // Attention: attn_out = [ln1_post](W_O z + b_O)
     store(HookKind::AttnOut, L, d_attn_out);
     const float* z = act(HookKind::Z, L);
-    const float* d_attn = d_attn_out;
-    if (post_norms) {
-      float* raw = w.raw.data();
-      be.linear_forward(raw, z, bw.W_O.matrix(), bw.b_O.data, N);
-      norm_stats(raw, bw.ln1_post_w, Tensor{}, N, C, nullptr);
-      std::fill(w.d_ln.begin(), w.d_ln.begin() + N * C, 0.0f);
-      norm_backward(HookKind::Ln1PostScale, HookKind::Ln1PostNormalized, L, d_attn_out, raw,
-                    bw.ln1_post_w, g.ln1_post_w.data, nullptr, N, C, w.d_ln.data());
-      d_attn = w.d_ln.data();
-    }
+    const float* d_attn =
+        post_norms ? post_norm_backward(HookKind::Ln1PostScale, HookKind::Ln1PostNormalized, L,
+                                        d_attn_out, z, bw.W_O, bw.b_O, bw.ln1_post_w,
+                                        g.ln1_post_w.data)
+                   : d_attn_out;
     if (wants(HookKind::Result, L)) {
       std::vector<float> d_result(static_cast<size_t>(N) * NH * C);
       for (int64_t n = 0; n < N; ++n)

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "model/backward_workspace.h"
-#include "backend/ops.h"
+#include "model/mlp_activation.h"
 #include "model/safetensors.h"
 
 namespace causeway {
@@ -287,14 +288,7 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
       bpm{B, Tc, M};
   const float attn_mult = static_cast<float>(1.0 / cfg_.attn_scale());
   const bool rotary = cfg_.rotary_dim > 0;
-  auto activate = [&](float* x, int64_t n) {
-    if (cfg_.activation_function == "gelu") be.gelu_erf_forward(x, x, n);
-    else if (cfg_.activation_function == "silu") be.silu_forward(x, x, n);
-    else be.gelu_forward(x, x, n);
-  };
-  const cpu::GatedActivation gate_act = cfg_.activation_function == "silu"
-                                            ? cpu::GatedActivation::kSilu
-                                            : cpu::GatedActivation::kGeluTanh;
+  const cpu::GatedActivation gate_act = gated_activation(cfg_);
 
   if (from_tokens) {
     // Embeddings go straight into the residual stream unless a hook needs them apart.
@@ -388,7 +382,7 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
     } else {
       be.linear_forward(ws.mlp, ws.ln_out, w.W_in.matrix(), w.b_in.data, Nc);
       run(HookKind::MlpPre, L, ws.mlp, bpm);
-      activate(ws.mlp, Nc * M);
+      mlp_activation_forward(be, cfg_, ws.mlp, ws.mlp, Nc * M);
     }
     run(HookKind::MlpPost, L, ws.mlp, bpm);
     be.linear_forward(ws.mlp_out, ws.mlp, w.W_out.matrix(), adds_bias ? w.b_out.data : nullptr, Nc);
