@@ -40,4 +40,9 @@ Tensor Arena::get(std::string_view name) const {
   return tensors_[it->second];
 }
 
+Tensor Arena::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? Tensor{} : tensors_[it->second];
+}
+
 }  // namespace causeway

@@ -24,6 +24,8 @@ class Arena {
 
   // Lookup by the name given in the table; throws std::out_of_range naming it.
   Tensor get(std::string_view name) const;
+  // As get, or an empty Tensor when the table has no such name.
+  Tensor find(std::string_view name) const;
   Tensor at(size_t index) const { return tensors_[index]; }
   const std::vector<TensorSpec>& specs() const { return specs_; }
   size_t bytes() const { return bytes_; }

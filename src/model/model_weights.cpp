@@ -1,7 +1,6 @@
 #include "model/model_weights.h"
 
 #include <algorithm>
-#include <map>
 
 #include "core/error.h"
 #include "core/finite.h"
@@ -107,7 +106,7 @@ ModelWeights::ModelWeights(const ModelConfig& cfg, DType dtype) : dtype_(dtype) 
   if (!wide) {
     int64_t n = 0;
     for (const ParamSpec& p : ps)
-      if (p.matrix) half_specs_.push_back({p.name, p.shape}), n += p.shape.numel();
+      if (p.matrix) half_slots_[p.name] = {static_cast<size_t>(n), p.shape}, n += p.shape.numel();
     half_.assign(static_cast<size_t>(n), 0);
   }
   bind(cfg);
@@ -124,16 +123,7 @@ size_t ModelWeights::bytes() const { return arena_.bytes() + half_.size() * size
 
 void ModelWeights::bind(const ModelConfig& cfg) {
   const bool out_major = !conv1d_layout(cfg);
-  std::map<std::string, const uint16_t*> half_at;
-  {
-    const uint16_t* p = half_.data();
-    for (const TensorSpec& s : half_specs_) half_at[s.name] = p, p += s.shape.numel();
-  }
-  auto vec = [&](const std::string& n) -> Tensor {
-    for (const TensorSpec& s : arena_.specs())
-      if (s.name == n) return arena_.get(n);
-    return Tensor{};
-  };
+  auto vec = [&](const std::string& n) { return arena_.find(n); };
   auto mat = [&](const std::string& n, bool om) -> Weight {
     Weight w;
     w.dtype = dtype_;
@@ -143,11 +133,10 @@ void ModelWeights::bind(const ModelConfig& cfg) {
       w.data = t.data, w.shape = t.shape;
       return w;
     }
-    auto it = half_at.find(n);
-    if (it == half_at.end()) return w;
-    w.half = it->second;
-    for (const TensorSpec& s : half_specs_)
-      if (s.name == n) w.shape = s.shape;
+    auto it = half_slots_.find(n);
+    if (it == half_slots_.end()) return w;
+    w.half = half_.data() + it->second.offset;
+    w.shape = it->second.shape;
     return w;
   };
   W_E = mat("W_E", true);

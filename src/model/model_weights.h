@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -88,7 +89,11 @@ class ModelWeights {
   Arena arena_;
   DType dtype_ = DType::F32;
   std::vector<uint16_t> half_;  // 16-bit matrices, back to back
-  std::vector<TensorSpec> half_specs_;
+  struct HalfSlot {
+    size_t offset;  // in half_
+    Shape shape;
+  };
+  std::map<std::string, HalfSlot> half_slots_;  // by parameter name
 };
 
 }  // namespace causeway

@@ -2,7 +2,6 @@
 // is checked (shape, finiteness), copied in row chunks (fp32, or rounded to the 16-bit dtype)
 // and its mapped pages released, so peak memory stays near the final copy.
 #include <algorithm>
-#include <map>
 
 #include "core/error.h"
 #include "core/finite.h"
@@ -135,17 +134,6 @@ ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
   check_shapes(cfg, ckpt, prefix, rows, config_source);
   ModelWeights w(shard ? shard->local(cfg) : cfg, dtype);
 
-  // Destination of a parameter: fp32 in the arena, or 16-bit words.
-  std::map<std::string, uint16_t*> half_at;
-  {
-    uint16_t* p = w.half_.data();
-    for (const TensorSpec& s : w.half_specs_) half_at[s.name] = p, p += s.shape.numel();
-  }
-  auto is_vector = [&](const std::string& n) {
-    for (const TensorSpec& s : w.arena_.specs())
-      if (s.name == n) return true;
-    return false;
-  };
   // Stores n floats at element `offset` of parameter `param`, refusing NaN and inf.
   auto store = [&](const std::string& hf, const std::string& param, int64_t offset,
                    const float* src, int64_t n, int64_t src_offset) {
@@ -154,11 +142,11 @@ ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
                        "holds " + nonfinite_name(src[i]) + " at element " +
                            std::to_string(src_offset + i) +
                            " (flat index); NaN and inf weights are refused");
-    if (is_vector(param)) {
-      std::copy(src, src + n, w.arena_.get(param).data + offset);
+    if (const Tensor t = w.arena_.find(param); !t.empty()) {  // fp32: vectors, or every weight
+      std::copy(src, src + n, t.data + offset);
       return;
     }
-    uint16_t* dst = half_at.at(param) + offset;
+    uint16_t* dst = w.half_.data() + w.half_slots_.at(param).offset + offset;
     if (dtype == DType::BF16)
       for (int64_t i = 0; i < n; ++i) dst[i] = cpu::f32_to_bf16(src[i]);
     else
