@@ -8,6 +8,7 @@
 #include "model/tensor_shard.h"
 #include "model/transformer_model.h"
 #include "patching/patch.h"
+#include "patching/run_cache.h"
 
 namespace causeway::cli {
 
@@ -76,9 +77,7 @@ JobSizing size_job(const DryRunJob& job) {
       // gradients.
       per_pair = 3 * rows_of(patched) + rows_of(backward_hook_kinds(m));
     } else {
-      std::vector<HookKind> kinds = patched;
-      kinds.insert(kinds.end(), {HookKind::ResidPre, attention_keys_hook(m), HookKind::V});
-      per_pair = 2 * rows_of(kinds);
+      per_pair = 2 * (rows_of(patched) + rows_of(prefix_hook_kinds(m)));
     }
     s.caches = std::max(s.caches, per_item * m.n_layer * per_pair *
                                       static_cast<int64_t>(sizeof(float)));

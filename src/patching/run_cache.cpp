@@ -4,6 +4,10 @@
 
 namespace causeway {
 
+std::vector<HookKind> prefix_hook_kinds(const ModelConfig& cfg) {
+  return {HookKind::ResidPre, attention_keys_hook(cfg), HookKind::V};
+}
+
 void RunCache::build(TransformerModel& model, const TokenBatch& batch, const std::vector<int>& read_pos,
                      bool prefix, const std::vector<HookKind>& sources,
                      const HookFn& edit_embed) {
@@ -12,7 +16,10 @@ void RunCache::build(TransformerModel& model, const TokenBatch& batch, const std
   batch_ = batch;
   plan_ = HookPlan(cfg.n_layer);
   std::vector<HookKind> kinds = sources;
-  if (prefix) kinds.insert(kinds.end(), {HookKind::ResidPre, attention_keys_hook(cfg), HookKind::V});
+  if (prefix) {
+    const std::vector<HookKind> reads = prefix_hook_kinds(cfg);
+    kinds.insert(kinds.end(), reads.begin(), reads.end());
+  }
   for (int L = 0; L < cfg.n_layer; ++L)
     for (HookKind k : kinds) plan_.cache({k, L});
   if (edit_embed) plan_.add({HookKind::Embed, -1}, edit_embed);

@@ -9,6 +9,10 @@
 
 namespace causeway {
 
+// The hooks a part-way forward reads from its baseline at every layer (RunPrefix below): the
+// residual stream, the keys attention reads and the values.
+std::vector<HookKind> prefix_hook_kinds(const ModelConfig& cfg);
+
 class RunCache {
  public:
   // Runs `batch` once through `model`, caching the prefix hooks (if `prefix`) and `sources`
