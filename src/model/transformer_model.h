@@ -85,8 +85,6 @@ class TransformerModel {
   // The sizes this rank computes with: config() unless tensor-parallel (tensor_shard.h).
   const ModelConfig& local_config() const { return lc_; }
   const TensorShard& shard() const { return shard_; }
-  // The replica's tensor-parallel group; nullptr without tensor parallelism.
-  const Collectives* tp() const { return tp_; }
   // The replica's group under tensor parallelism (nullptr otherwise), for callers that must
   // combine per-rank values the way the forward does.
   const Collectives* tp() const { return tp_; }
