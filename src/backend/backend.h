@@ -53,6 +53,10 @@ class Backend {
                                const float* inp, const WeightMatrix& W, int64_t N) const = 0;
   virtual void attention_result_forward(float* result, const float* z, const WeightMatrix& W_O,
                                         int64_t N, int NH, int HS) const = 0;
+  virtual void linear_heads_forward(float* out, const float* inp, const WeightMatrix& W,
+                                    const float* bias, int64_t N, int H) const = 0;
+  virtual void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix& W,
+                                     int64_t N, int H) const = 0;
   virtual void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table,
                                  int64_t N, float scale) const = 0;
   virtual void unembed_rows(float* out, const float* x, const WeightMatrix& W_U,

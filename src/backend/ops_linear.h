@@ -34,6 +34,18 @@ void linear_backward(float* d_inp, float* d_weight, float* d_bias, const float* 
 void attention_result_forward(float* result, const float* z, const WeightMatrix& W_O, int64_t N,
                               int NH, int HS);
 
+// Per-head inputs (TransformerLens' split q/k/v inputs): head h has its own input row and reads
+// only output features h*HS..(h+1)*HS-1 of W, with HS = W.out / H:
+//   out[n, h, :] = inp[n, h, :] @ (those features of W)^T + bias[h*HS..],
+//   inp (N, H, in)   out (N, H, HS)   bias (H * HS) or null. Throws std::invalid_argument when
+//   H does not divide W.out.
+void linear_heads_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
+                          int64_t N, int H);
+// Input gradient of linear_heads_forward: d_inp[n, h, :] = d_out[n, h, :] @ (head h's features
+// of W), overwritten.   d_out (N, H, HS)   d_inp (N, H, in).
+void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix& W, int64_t N,
+                           int H);
+
 // Token rows of a table held as a WeightMatrix with out = V (one output feature per token) and
 // in = C: token v's vector is W(v, :), i.e. row v of a (V, C) table stored out_major (every
 // Hugging Face embedding and lm_head), or column v when stored (C, V). The same WeightMatrix

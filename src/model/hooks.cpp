@@ -29,12 +29,16 @@ struct HookName {
   Heads heads;
   Width width;
   Needs needs;
+  bool opt_in = false;  // not listed by all_hook_points (TransformerLens: use_split_qkv_input ...)
 };
 
 constexpr std::array<HookName, static_cast<size_t>(HookKind::Count)> kHookNames = {{
     {HookKind::Embed, "hook_embed", false, Heads::One, Width::Model, Needs::Always},
     {HookKind::PosEmbed, "hook_pos_embed", false, Heads::One, Width::Model, Needs::LearnedPositions},
     {HookKind::ResidPre, "hook_resid_pre", true, Heads::One, Width::Model, Needs::Always},
+    {HookKind::QInput, "hook_q_input", true, Heads::Query, Width::Model, Needs::Always, true},
+    {HookKind::KInput, "hook_k_input", true, Heads::KeyValue, Width::Model, Needs::Always, true},
+    {HookKind::VInput, "hook_v_input", true, Heads::KeyValue, Width::Model, Needs::Always, true},
     {HookKind::Ln1Scale, "ln1.hook_scale", true, Heads::One, Width::Scalar, Needs::Always},
     {HookKind::Ln1Normalized, "ln1.hook_normalized", true, Heads::One, Width::Model, Needs::Always},
     {HookKind::Q, "attn.hook_q", true, Heads::Query, Width::Head, Needs::Always},
@@ -54,6 +58,7 @@ constexpr std::array<HookName, static_cast<size_t>(HookKind::Count)> kHookNames 
     {HookKind::Ln1PostNormalized, "ln1_post.hook_normalized", true, Heads::One, Width::Model, Needs::PostNorms},
     {HookKind::AttnOut, "hook_attn_out", true, Heads::One, Width::Model, Needs::Always},
     {HookKind::ResidMid, "hook_resid_mid", true, Heads::One, Width::Model, Needs::NoParallelResidual},
+    {HookKind::MlpIn, "hook_mlp_in", true, Heads::One, Width::Model, Needs::Always, true},
     {HookKind::Ln2Scale, "ln2.hook_scale", true, Heads::One, Width::Scalar, Needs::Always},
     {HookKind::Ln2Normalized, "ln2.hook_normalized", true, Heads::One, Width::Model, Needs::Always},
     {HookKind::MlpPre, "mlp.hook_pre", true, Heads::One, Width::Mlp, Needs::Always},
@@ -79,6 +84,8 @@ const HookName& entry(HookKind k) { return kHookNames[static_cast<size_t>(k)]; }
 }  // namespace
 
 bool HookPoint::is_block_hook() const { return entry(kind).in_block; }
+
+bool hook_is_opt_in(HookKind kind) { return entry(kind).opt_in; }
 
 std::string HookPoint::name() const {
   const HookName& e = entry(kind);
@@ -164,7 +171,7 @@ std::vector<HookPoint> all_hook_points(const ModelConfig& cfg) {
       out.push_back({e.kind, -1});
   for (int L = 0; L < cfg.n_layer; ++L)
     for (const HookName& e : kHookNames)
-      if (e.in_block && model_has_hook(e.kind, cfg)) out.push_back({e.kind, L});
+      if (e.in_block && !e.opt_in && model_has_hook(e.kind, cfg)) out.push_back({e.kind, L});
   for (const HookName& e : kHookNames)
     if (!e.in_block && e.kind > HookKind::ResidPre && model_has_hook(e.kind, cfg))
       out.push_back({e.kind, -1});

@@ -20,6 +20,9 @@ enum class HookKind : uint8_t {
   Embed,            // hook_embed                       [b,p,d]
   PosEmbed,         // hook_pos_embed                   [b,p,d]  learned positions only
   ResidPre,         // blocks.L.hook_resid_pre          [b,p,d]
+  QInput,           // blocks.L.hook_q_input            [b,p,h,d]   opt-in: each head's own
+  KInput,           // blocks.L.hook_k_input            [b,p,kv,d]  copy of resid_pre, which
+  VInput,           // blocks.L.hook_v_input            [b,p,kv,d]  ln1 then normalizes per head
   Ln1Scale,         // blocks.L.ln1.hook_scale          [b,p,1]
   Ln1Normalized,    // blocks.L.ln1.hook_normalized     [b,p,d]
   Q,                // blocks.L.attn.hook_q             [b,p,h,dh]
@@ -39,6 +42,7 @@ enum class HookKind : uint8_t {
   Ln1PostNormalized,// blocks.L.ln1_post.hook_normalized [b,p,d]
   AttnOut,          // blocks.L.hook_attn_out           [b,p,d]
   ResidMid,         // blocks.L.hook_resid_mid          [b,p,d]     not with a parallel residual
+  MlpIn,            // blocks.L.hook_mlp_in             [b,p,d]     opt-in: ln2's input
   Ln2Scale,         // blocks.L.ln2.hook_scale          [b,p,1]
   Ln2Normalized,    // blocks.L.ln2.hook_normalized     [b,p,d]
   MlpPre,           // blocks.L.mlp.hook_pre            [b,p,m]     gated: x @ W_gate
@@ -89,8 +93,12 @@ std::vector<std::string> hook_axes(HookKind kind, const ModelConfig& cfg);
 // Whether the model `cfg` has this hook at all (rotary models have no hook_pos_embed, ...).
 bool model_has_hook(HookKind kind, const ModelConfig& cfg);
 
-// Every hook point of a model, in forward order.
+// Every hook point of a model, in forward order, without the opt-in ones (the split inputs
+// hook_q_input / hook_k_input / hook_v_input and hook_mlp_in, which TransformerLens also only
+// has when asked for: caching them costs a per-head normalization).
 std::vector<HookPoint> all_hook_points(const ModelConfig& cfg);
+// Whether the hook is opt-in (see all_hook_points).
+bool hook_is_opt_in(HookKind kind);
 
 // What a hook callback sees: the batch geometry. A part-way forward recomputes positions
 // row_begin..T-1 only, and hook values then hold just those positions (index t - row_begin).

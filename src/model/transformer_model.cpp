@@ -16,12 +16,13 @@ namespace causeway {
 struct TransformerModel::Workspace {
   int B = 0, T = 0;
   bool has_result = false;
+  bool has_split = false;
   int64_t logit_rows = 0;
   int rows_used = 0;  // B of the latest forward
   Arena arena;
   float *resid, *ln_out, *mean, *rstd, *scale, *normalized, *q, *k, *v, *k_new, *v_new, *z, *scores,
       *pattern, *attn_out, *mlp_out, *mlp, *mlp_up, *result, *final_rows, *logits,
-      *logits_local, *logits_gathered;
+      *logits_local, *logits_gathered, *split_in, *split_ln, *split_stats;
   std::vector<int32_t> positions;  // (B * (T - row_begin)): each recomputed row's position
 };
 
@@ -31,12 +32,13 @@ namespace {
 // run sizes them.
 std::vector<TensorSpec> workspace_specs(const ModelConfig& cfg, const ModelConfig& local,
                                         int64_t tp, int B, int T, bool need_result,
-                                        int64_t logit_rows) {
+                                        int64_t logit_rows, bool need_split = false) {
   const int64_t C = cfg.n_embd, NH = local.n_head, M = local.n_inner, V = cfg.vocab_size;
   const int64_t HS = cfg.d_head(), Q = NH * HS, KV = local.kv_heads() * HS;
   const int64_t local_logits = tp > 1 ? logit_rows * local.vocab_size : 0;
   const int64_t N = static_cast<int64_t>(B) * T, wide = std::max(C, Q);
   const int64_t up = cfg.gated_mlp ? N * M : 0;
+  const int64_t split = need_split ? N * NH : 0;  // one row per (position, head)
   return {
       {"resid", {N, C}},       {"ln_out", {N, C}},      {"mean", {N}},
       {"rstd", {N}},           {"scale", {N * NH}},     {"normalized", {N, wide}},
@@ -46,6 +48,7 @@ std::vector<TensorSpec> workspace_specs(const ModelConfig& cfg, const ModelConfi
       {"mlp", {N, M}},         {"mlp_up", {up}},        {"result", {need_result ? N * NH : 0, C}},
       {"final_rows", {B, C}},  {"logits", {logit_rows, V}},
       {"logits_local", {local_logits}}, {"logits_gathered", {tp > 1 ? tp * local_logits : 0}},
+      {"split_in", {split, C}}, {"split_ln", {split, C}}, {"split_stats", {2 * split}},
   };
 }
 
@@ -146,25 +149,29 @@ void TransformerModel::validate(const TokenBatch& batch, const std::string& sour
   validate_tokens(cfg_, batch, source);
 }
 
-void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t logit_rows) {
+void TransformerModel::ensure_workspace(int B, int T, bool need_result, int64_t logit_rows,
+                                        bool need_split) {
   if (ws_ && B <= ws_->B && T <= ws_->T && (!need_result || ws_->has_result) &&
-      logit_rows <= ws_->logit_rows)
+      (!need_split || ws_->has_split) && logit_rows <= ws_->logit_rows)
     return;
   if (ws_) {  // grow to cover both the old and the new geometry
     B = std::max(B, ws_->B), T = std::max(T, ws_->T);
     need_result |= ws_->has_result;
+    need_split |= ws_->has_split;
     logit_rows = std::max(logit_rows, ws_->logit_rows);
   }
   const std::vector<TensorSpec> specs =
-      workspace_specs(cfg_, lc_, shard_.size, B, T, need_result, logit_rows);
+      workspace_specs(cfg_, lc_, shard_.size, B, T, need_result, logit_rows, need_split);
   auto ws = std::make_unique<Workspace>();
-  ws->B = B, ws->T = T, ws->has_result = need_result, ws->logit_rows = logit_rows;
+  ws->B = B, ws->T = T, ws->has_result = need_result, ws->has_split = need_split;
+  ws->logit_rows = logit_rows;
   ws->arena = Arena(specs);
   float** slots[] = {&ws->resid,  &ws->ln_out,   &ws->mean,     &ws->rstd,    &ws->scale,
                      &ws->normalized, &ws->q,    &ws->k,        &ws->v,       &ws->k_new,   &ws->v_new,
                      &ws->z,      &ws->scores,   &ws->pattern,  &ws->attn_out, &ws->mlp_out,
                      &ws->mlp,    &ws->mlp_up,   &ws->result,   &ws->final_rows, &ws->logits,
-                     &ws->logits_local, &ws->logits_gathered};
+                     &ws->logits_local, &ws->logits_gathered, &ws->split_in, &ws->split_ln,
+                     &ws->split_stats};
   for (size_t i = 0; i < specs.size(); ++i) *slots[i] = ws->arena.at(i).data;
   ws->positions.resize(static_cast<size_t>(B) * T);
   ws_ = std::move(ws);
@@ -221,6 +228,33 @@ void TransformerModel::norm(HookPlan& plan, const HookContext& ctx, HookKind nor
       out[r * width + i] = ws.normalized[r * width + i] * w.data[i] + (b.data ? b.data[i] : 0.0f);
 }
 
+// TransformerLens' split input of q, k or v (hook_q_input ...): each head gets its own copy of
+// the residual stream, which the hook may edit (edge patching), normalized by ln1 per head and
+// projected by that head's slice of W; out (rows, heads, d_head).
+void TransformerModel::split_input(HookPlan& plan, const HookContext& ctx, float* out,
+                                   const BlockWeights& w, const WeightMatrix& W,
+                                   const float* bias, int heads) {
+  Workspace& ws = *ws_;
+  const Backend& be = *backend_;
+  const int C = cfg_.n_embd;
+  const int64_t Nc = static_cast<int64_t>(ctx.B) * (ctx.T - ctx.row_begin), rows = Nc * heads;
+  for (int64_t n = 0; n < Nc; ++n)
+    for (int h = 0; h < heads; ++h)
+      std::memcpy(ws.split_in + (n * heads + h) * C, ws.resid + n * C, sizeof(float) * C);
+  if (plan.wants(ctx.point)) {
+    Tensor value{ws.split_in, Shape{ctx.B, ctx.T - ctx.row_begin, heads, C}};
+    plan.run(ctx, value);
+  }
+  if (cfg_.norm == NormKind::LayerNorm) {
+    be.layernorm_forward(ws.split_ln, ws.split_stats, ws.split_stats + rows, ws.split_in,
+                         w.ln1_w.data, w.ln1_b.data, rows, C, cfg_.layer_norm_epsilon);
+  } else {
+    be.rmsnorm_stats(ws.split_stats, ws.split_in, rows, C, cfg_.layer_norm_epsilon);
+    be.rmsnorm_apply(ws.split_ln, ws.split_in, ws.split_stats, w.ln1_w.data, rows, C);
+  }
+  be.linear_heads_forward(out, ws.split_ln, W, bias, Nc, heads);
+}
+
 // Keys or values for all T positions: rows >= row_begin are `fresh` (computed and hooked),
 // earlier ones copied from the baseline.
 void TransformerModel::full_rows(const HookContext& ctx, const ForwardOptions& o,
@@ -267,11 +301,21 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
       throw std::invalid_argument("forward: read position before row_begin or past T");
   }
 
-  bool need_result = false;
-  for (int L = o.start_layer; L < cfg_.n_layer; ++L)
+  bool need_result = false, need_split = false;
+  auto split_at = [&](int L) {
+    return plan.wants({HookKind::QInput, L}) || plan.wants({HookKind::KInput, L}) ||
+           plan.wants({HookKind::VInput, L});
+  };
+  for (int L = o.start_layer; L < cfg_.n_layer; ++L) {
     need_result |= plan.wants({HookKind::Result, L});
+    need_split |= split_at(L);
+    if (split_at(L) && (plan.wants({HookKind::Ln1Scale, L}) ||
+                        plan.wants({HookKind::Ln1Normalized, L})))
+      throw std::invalid_argument(
+          "forward: ln1 hooks and split q/k/v input hooks at the same layer are not supported");
+  }
   const int64_t logit_rows = o.rows == LogitRows::All ? Nc : o.rows == LogitRows::Last ? B : 0;
-  ensure_workspace(B, T, need_result, logit_rows);
+  ensure_workspace(B, T, need_result, logit_rows, need_split);
   Workspace& ws = *ws_;
   ws.rows_used = B;
   for (int b = 0; b < B; ++b)
@@ -316,16 +360,23 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
     const BlockWeights& w = W.blocks[L];
     run(HookKind::ResidPre, L, ws.resid, bpd);
 
-    norm(plan, ctx(HookKind::Ln1Scale, L), HookKind::Ln1Normalized, ws.ln_out, ws.resid, w.ln1_w,
-         w.ln1_b, Nc, C, 1);
-    be.linear_forward(ws.q, ws.ln_out, w.W_Q.matrix(), w.b_Q.data, Nc);
-    run(HookKind::Q, L, ws.q, bpq);
     // Keys and values of the recomputed rows; earlier rows come from the baseline below.
     float* k_new = rb == 0 ? ws.k : ws.k_new;
-    be.linear_forward(k_new, ws.ln_out, w.W_K.matrix(), w.b_K.data, Nc);
-    run(HookKind::K, L, k_new, bpk);
     float* v_new = rb == 0 ? ws.v : ws.v_new;
-    be.linear_forward(v_new, ws.ln_out, w.W_V.matrix(), w.b_V.data, Nc);
+    const bool split = split_at(L);
+    if (split) {
+      split_input(plan, ctx(HookKind::QInput, L), ws.q, w, w.W_Q.matrix(), w.b_Q.data, NH);
+      split_input(plan, ctx(HookKind::KInput, L), k_new, w, w.W_K.matrix(), w.b_K.data, KV);
+      split_input(plan, ctx(HookKind::VInput, L), v_new, w, w.W_V.matrix(), w.b_V.data, KV);
+    } else {
+      norm(plan, ctx(HookKind::Ln1Scale, L), HookKind::Ln1Normalized, ws.ln_out, ws.resid,
+           w.ln1_w, w.ln1_b, Nc, C, 1);
+      be.linear_forward(ws.q, ws.ln_out, w.W_Q.matrix(), w.b_Q.data, Nc);
+    }
+    run(HookKind::Q, L, ws.q, bpq);
+    if (!split) be.linear_forward(k_new, ws.ln_out, w.W_K.matrix(), w.b_K.data, Nc);
+    run(HookKind::K, L, k_new, bpk);
+    if (!split) be.linear_forward(v_new, ws.ln_out, w.W_V.matrix(), w.b_V.data, Nc);
     run(HookKind::V, L, v_new, bpk);
     if (cfg_.qk_norm) {
       norm(plan, ctx(HookKind::QNormScale, L), HookKind::QNormNormalized, ws.q, ws.q, w.q_norm_w,
@@ -371,7 +422,14 @@ Tensor TransformerModel::forward(const TokenBatch& batch, HookPlan& plan, const 
       run(HookKind::ResidMid, L, ws.resid, bpd);
     }
 
-    norm(plan, ctx(HookKind::Ln2Scale, L), HookKind::Ln2Normalized, ws.ln_out, ws.resid, w.ln2_w,
+    // hook_mlp_in edits a copy (in mlp_out, free until the MLP's output), not the residual.
+    const float* mlp_in = ws.resid;
+    if (plan.wants({HookKind::MlpIn, L})) {
+      std::memcpy(ws.mlp_out, ws.resid, sizeof(float) * Nc * C);
+      run(HookKind::MlpIn, L, ws.mlp_out, bpd);
+      mlp_in = ws.mlp_out;
+    }
+    norm(plan, ctx(HookKind::Ln2Scale, L), HookKind::Ln2Normalized, ws.ln_out, mlp_in, w.ln2_w,
          w.ln2_b, Nc, C, 1);
     if (cfg_.gated_mlp) {
       be.linear_forward(ws.mlp, ws.ln_out, w.W_gate.matrix(), w.b_gate.data, Nc);

@@ -118,6 +118,15 @@ class TransformerModel {
   static int64_t workspace_bytes(const ModelConfig& cfg, const ModelConfig& local, int tp, int B,
                                  int T, bool need_result, int64_t logit_rows);
 
+  // Gradients at the circuit graph's receivers of block `layer` (patching/circuit_graph.h),
+  // from a backward's hook gradients `grads` (hook_q, hook_k, hook_v, mlp.hook_pre and, gated,
+  // mlp.hook_pre_linear of the layer; hook_resid_post of the last layer for layer = n_layer)
+  // and the forward's `acts` (hook_resid_pre and hook_resid_mid of the layer):
+  // out (B, T, R, C), R = receivers_in_layer: each query head's, key and value head's and the
+  // MLP's input gradient as if it read its own copy of the residual stream. Not under tp.
+  void receiver_input_gradients(const ActivationCache& acts, const ActivationCache& grads,
+                                int layer, int B, int T, float* out) const;
+
   // (B, C): ln_final's output at each row's read position, after a Last or None forward.
   Tensor final_residual() const;
   // out (B, n) = final (B, C) . W_U[tokens[j]] for each j: logits of just those tokens.
@@ -126,7 +135,10 @@ class TransformerModel {
  private:
   struct Workspace;
   struct BackwardWorkspace;
-  void ensure_workspace(int B, int T, bool need_result, int64_t logit_rows);
+  void ensure_workspace(int B, int T, bool need_result, int64_t logit_rows,
+                        bool need_split = false);
+  void split_input(HookPlan& plan, const HookContext& ctx, float* out, const BlockWeights& w,
+                   const WeightMatrix& W, const float* bias, int heads);
   void norm(HookPlan& plan, const HookContext& ctx, HookKind normalized, float* out,
              const float* inp, const Tensor& w, const Tensor& b, int64_t rows, int width,
              int heads);
@@ -151,6 +163,10 @@ class TransformerModel {
 
 // Checks token ids and lengths against a model's config; `source` names where they came from.
 void validate_tokens(const ModelConfig& cfg, const TokenBatch& batch, const std::string& source);
+
+// Receivers of block `layer` in the circuit graph: H query + 2 KV key/value heads + the MLP,
+// or 1 (Resid End) for layer = n_layer.
+int receivers_in_layer(const ModelConfig& cfg, int layer);
 
 // The hooks a backward pass reads at every layer (what cache_for_backward caches).
 std::vector<HookKind> backward_hook_kinds(const ModelConfig& cfg);

@@ -105,6 +105,14 @@ class CpuBackend final : public Backend {
                                 int64_t N, int NH, int HS) const override {
     cpu::attention_result_forward(result, z, W_O, N, NH, HS);
   }
+  void linear_heads_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
+                            int64_t N, int H) const override {
+    cpu::linear_heads_forward(out, inp, W, bias, N, H);
+  }
+  void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix& W, int64_t N,
+                             int H) const override {
+    cpu::linear_heads_backward(d_inp, d_out, W, N, H);
+  }
   void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table, int64_t N,
                          float scale) const override {
     cpu::embedding_forward(out, ids, table, N, scale);

@@ -197,6 +197,49 @@ void attention_result_forward(float* result, const float* z, const WeightMatrix&
   }
 }
 
+namespace {
+
+int64_t head_width(const WeightMatrix& W, int H, const char* op) {
+  if (H <= 0 || W.out % H != 0)
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(H) +
+                                " heads do not divide W " + describe(W));
+  return W.out / H;
+}
+
+}  // namespace
+
+void linear_heads_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
+                          int64_t N, int H) {
+  check_float_weight(W, "linear_heads_forward");
+  const int64_t HS = head_width(W, H, "linear_heads_forward");
+  if (N == 0) return;
+  if (bias) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) std::memcpy(out + n * W.out, bias, sizeof(float) * W.out);
+  }
+  for (int h = 0; h < H; ++h) {
+    // Output features h*HS.. of the (in, out) view: columns from j = h*HS.
+    WeightView head = forward_view(W);
+    head.J = HS;
+    head.offset = W.out_major ? h * HS * W.in : h * HS;
+    gemm_weight(out + h * HS, W.out, inp + h * W.in, H * W.in, N, head, bias != nullptr);
+  }
+}
+
+void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix& W, int64_t N,
+                           int H) {
+  check_float_weight(W, "linear_heads_backward");
+  const int64_t HS = head_width(W, H, "linear_heads_backward");
+  if (N == 0) return;
+  for (int h = 0; h < H; ++h) {
+    // Rows h*HS.. of the (out, in) view.
+    WeightView head = backward_view(W);
+    head.K = HS;
+    head.offset = W.out_major ? h * HS * W.in : h * HS;
+    gemm_weight(d_inp + h * W.in, H * W.in, d_out + h * HS, W.out, N, head, false);
+  }
+}
+
 void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table, int64_t N,
                        float scale) {
   check_float_weight(table, "embedding_forward");

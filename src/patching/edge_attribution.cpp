@@ -1,0 +1,133 @@
+#include "patching/edge_attribution.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "patching/metric_gradient.h"
+
+namespace causeway {
+
+namespace {
+
+// One backward point: a forward of the target tokens with `overwrite` applied, its receiver
+// gradients, and the senders [s_begin, s_end) whose edges it scores, with weight `weight`.
+struct GradientRun {
+  std::function<void(HookPlan&)> overwrite;
+  int s_begin, s_end;
+  float weight;
+};
+
+}  // namespace
+
+void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, int end,
+                      const EdgeAttributionRequest& req, float* scores,
+                      std::vector<double>* target_ld, std::vector<double>* source_ld) {
+  TransformerModel& model = runner.model();
+  const ModelConfig& cfg = model.config();
+  const CircuitGraph& g = runner.graph();
+  if (req.steps < 1) throw std::invalid_argument("edge_attribution: steps must be >= 1");
+  const EdgePairs ep = edge_pairs(data, begin, end);
+  const bool denoise = req.direction == Direction::Denoising;
+  const TokenBatch& target = denoise ? ep.corrupted : ep.clean;
+  const TokenBatch& source = denoise ? ep.clean : ep.corrupted;
+  const int P = end - begin, T = target.T, nL = cfg.n_layer;
+  const int64_t C = cfg.n_embd, S = g.n_senders(), R = g.n_receivers(), TC = T * C;
+
+  // Sender outputs of both runs, their difference, and the hooks interpolation moves.
+  std::vector<float> diff(static_cast<size_t>(P * S * TC)), tgt(diff.size());
+  std::vector<HookKind> moved = {HookKind::Embed};
+  if (req.method == EdgeMethod::EapIgActivations) moved = {HookKind::Embed, HookKind::Result, HookKind::MlpOut};
+  auto record = [&](const TokenBatch& batch, float* out, std::vector<double>* ld) {
+    HookPlan plan(nL);
+    plan.cache({HookKind::Embed, -1});
+    for (int L = 0; L < nL; ++L)
+      for (HookKind k : {HookKind::Result, HookKind::MlpOut}) plan.cache({k, L});
+    const Tensor logits = runner.run_recording(batch, ep.read, plan, out);
+    std::vector<double> values;
+    std::vector<float> unused;
+    logit_diff_gradient(model, ep.pairs, logits.data, ep.read, T, values, unused);
+    if (ld) *ld = values;
+    return plan;
+  };
+  const HookPlan src_plan = record(source, diff.data(), source_ld);
+  const HookPlan tgt_plan = record(target, tgt.data(), target_ld);
+  for (size_t i = 0; i < diff.size(); ++i) diff[i] -= tgt[i];
+  tgt = {};
+
+  // Hook `p`'s value moved alpha toward the source's.
+  auto interpolate = [&](HookPlan& plan, HookPoint p, float alpha) {
+    const Tensor& a = tgt_plan.activations().at(p);
+    const Tensor& b = src_plan.activations().at(p);
+    plan.add(p, [a, b, alpha](const HookContext&, Tensor& v) {
+      for (int64_t i = 0; i < v.numel(); ++i) v.data[i] = a.data[i] + alpha * (b.data[i] - a.data[i]);
+    });
+  };
+  std::vector<GradientRun> runs;
+  const int k = req.method == EdgeMethod::Eap ? 1 : req.steps;
+  const float w = 1.0f / static_cast<float>(k);
+  for (int j = 0; j < k; ++j) {
+    const float alpha = static_cast<float>(j) / static_cast<float>(k);
+    if (req.method != EdgeMethod::EapIgActivations) {
+      runs.push_back({[=](HookPlan& p) { if (alpha != 0.0f) interpolate(p, {HookKind::Embed, -1}, alpha); },
+                      0, static_cast<int>(S), w});
+      continue;
+    }
+    runs.push_back({[=](HookPlan& p) { if (alpha != 0.0f) interpolate(p, {HookKind::Embed, -1}, alpha); },
+                    0, 1, w});
+    for (int l = 0; l < nL; ++l)
+      runs.push_back({[=](HookPlan& p) {
+                        if (alpha == 0.0f) return;
+                        interpolate(p, {HookKind::Result, l}, alpha);
+                        interpolate(p, {HookKind::MlpOut, l}, alpha);
+                      },
+                      g.head_sender(l, 0), g.mlp_sender(l) + 1, w});
+  }
+
+  std::fill(scores, scores + P * S * R, 0.0f);
+  BackwardRequest br;
+  for (int L = 0; L < nL; ++L) {
+    for (HookKind h : {HookKind::Q, HookKind::K, HookKind::V, HookKind::MlpPre}) br.hooks.push_back({h, L});
+    if (cfg.gated_mlp) br.hooks.push_back({HookKind::MlpPreLinear, L});
+  }
+  br.hooks.push_back({HookKind::ResidPost, nL - 1});
+  std::vector<float> seed, G;
+  std::vector<double> ld;
+  for (const GradientRun& run : runs) {
+    HookPlan plan(nL);
+    run.overwrite(plan);
+    for (int L = 0; L < nL; ++L) plan.cache({HookKind::ResidPre, L});
+    if (!cfg.parallel_residual)
+      for (int L = 0; L < nL; ++L) plan.cache({HookKind::ResidMid, L});
+    model.cache_for_backward(plan);
+    ForwardOptions o;
+    o.rows = LogitRows::Last;
+    o.read_pos = &ep.read;
+    const Tensor logits = model.forward(target, plan, o);
+    logit_diff_gradient(model, ep.pairs, logits.data, ep.read, T, ld, seed);
+    ActivationCache grads;
+    model.backward(target, plan.activations(), seed.data(), br, grads);
+    for (int L = 0; L <= nL; ++L) {
+      const int RL = receivers_in_layer(cfg, L), r0 = g.receiver_begin(L);
+      const int s_end = std::min(run.s_end, g.senders_into(r0 + RL - 1));
+      if (s_end <= run.s_begin) continue;
+      G.resize(static_cast<size_t>(P) * T * RL * C);
+      model.receiver_input_gradients(plan.activations(), grads, L, P, T, G.data());
+      // scores[p, s, r0 + j] += w * sum_t diff[p, s, t, :] . G[p, t, j, :]
+      for (int p = 0; p < P; ++p)
+        for (int t = 0; t < T; ++t)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s_end - run.s_begin, RL,
+                      static_cast<int>(C), run.weight,
+                      diff.data() + (p * S + run.s_begin) * TC + t * C, static_cast<int>(TC),
+                      G.data() + (static_cast<int64_t>(p) * T + t) * RL * C, static_cast<int>(C),
+                      1.0f, scores + (p * S + run.s_begin) * R + r0, static_cast<int>(R));
+    }
+  }
+  // Senders after a receiver scored garbage against it: no edge.
+  for (int p = 0; p < P; ++p)
+    for (int r = 0; r < R; ++r)
+      for (int s = g.senders_into(r); s < S; ++s) scores[(p * S + s) * R + r] = 0.0f;
+}
+
+}  // namespace causeway

@@ -1,0 +1,276 @@
+// Edges and circuits: the graph, the split-input forward, edge patching, EAP / EAP-IG and path
+// patching checked against invariants that hold by definition (goldens from the Python
+// reference are in test_circuit_goldens.cpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "patching/acdc.h"
+#include "patching/circuit_eval.h"
+#include "patching/circuit_graph.h"
+#include "patching/edge_attribution.h"
+#include "patching/edge_forward.h"
+#include "patching/metric_gradient.h"
+#include "patching/path_patching.h"
+#include "tiny_model.h"
+#include "train/induction_task.h"
+
+namespace causeway {
+namespace {
+
+using fixtures::golden_pairs;
+using fixtures::tiny_model;
+
+TEST(CircuitGraph, CountsAndNamesOfTinyGpt2) {
+  const CircuitGraph g(tiny_model().config());  // 2 layers, 4 heads
+  EXPECT_EQ(g.n_senders(), 1 + 2 * 5);
+  EXPECT_EQ(g.n_receivers(), 2 * (4 + 4 + 4 + 1) + 1);
+  // Layer 0: 12 q/k/v receivers read Resid Start, MLP 0 also reads A0.*: 12 + 5; layer 1:
+  // 12 x 6 + 10; Resid End: 11.
+  EXPECT_EQ(g.edge_count(), 17 + 82 + 11);
+  EXPECT_EQ(g.edge_name(g.head_sender(0, 1), g.query_receiver(1, 2)), "A0.1->A1.2.Q");
+  EXPECT_EQ(g.edge_name(0, g.resid_end()), "Resid Start->Resid End");
+  EXPECT_EQ(g.receivers()[static_cast<size_t>(g.mlp_receiver(1))].name, "MLP 1");
+  EXPECT_EQ(g.parse_edge("MLP 0->A1.3.V", "test"),
+            std::make_pair(g.mlp_sender(0), g.value_receiver(1, 3)));
+  EXPECT_THROW(g.parse_edge("A1.0->A0.0.Q", "test"), InputError);
+  EXPECT_THROW(g.parse_edge("A9.0->Resid End", "test"), InputError);
+}
+
+// Logits at the read positions of a plain forward.
+std::vector<float> logits_of(TransformerModel& m, const TokenBatch& batch, HookPlan& plan,
+                             const std::vector<int>& read) {
+  ForwardOptions o;
+  o.rows = LogitRows::Last;
+  o.read_pos = &read;
+  const Tensor t = m.forward(batch, plan, o);
+  return std::vector<float>(t.data, t.data + t.numel());
+}
+
+TEST(SplitInputs, UneditedSplitInputsGiveTheSameForward) {
+  TransformerModel& m = tiny_model();
+  const EdgePairs ep = edge_pairs(golden_pairs(), 0, 4);
+  HookPlan plain(2), split(2);
+  for (int L = 0; L < 2; ++L)
+    for (HookKind k : {HookKind::QInput, HookKind::KInput, HookKind::VInput, HookKind::MlpIn})
+      split.cache({k, L});
+  const std::vector<float> a = logits_of(m, ep.clean, plain, ep.read);
+  const std::vector<float> b = logits_of(m, ep.clean, split, ep.read);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
+  // Each head's copy of the input is resid_pre.
+  const Tensor qin = split.activations().at("blocks.1.hook_q_input");
+  HookPlan pre(2);
+  pre.cache({HookKind::ResidPre, 1});
+  logits_of(m, ep.clean, pre, ep.read);
+  const Tensor rp = pre.activations().at("blocks.1.hook_resid_pre");
+  const int64_t C = m.config().n_embd, H = m.config().n_head;
+  for (int64_t n = 0; n < rp.numel() / C; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t c = 0; c < C; ++c) ASSERT_EQ(qin.data[(n * H + h) * C + c], rp.data[n * C + c]);
+}
+
+struct EdgeRun {
+  EdgePairs ep;
+  CircuitGraph g;
+  EdgeRunner runner;
+  int64_t S, R, TC;
+  std::vector<float> source;  // corrupted sender outputs (P, S, T, C)
+  explicit EdgeRun(int pairs)
+      : ep(edge_pairs(golden_pairs(), 0, pairs)),
+        g(tiny_model().config()),
+        runner(tiny_model(), g),
+        S(g.n_senders()),
+        R(g.n_receivers()),
+        TC(static_cast<int64_t>(ep.clean.T) * tiny_model().config().n_embd) {
+    source.resize(static_cast<size_t>(pairs * S * TC));
+    HookPlan plan(2);
+    runner.run_recording(ep.corrupted, ep.read, plan, source.data());
+  }
+  int P() const { return static_cast<int>(ep.pairs.size()); }
+  // Logit differences of the clean run with edge coefficients coef (P, R, S).
+  std::vector<double> patched(const std::vector<float>& coef) {
+    const Tensor logits = runner.run_patched(ep.clean, ep.read, source.data(), coef.data());
+    return logit_diffs(tiny_model(), ep.pairs, logits.data);
+  }
+  std::vector<float> no_edges() const { return std::vector<float>(static_cast<size_t>(P() * R * S), 0.0f); }
+  void set(std::vector<float>& coef, int s, int r, float v) const {
+    for (int p = 0; p < P(); ++p) coef[static_cast<size_t>((p * R + r) * S + s)] = v;
+  }
+};
+
+TEST(EdgePatching, NoEdgePatchedIsTheTargetRunAndEveryEdgeIsTheSourceRun) {
+  EdgeRun e(4);
+  HookPlan plan(2);
+  std::vector<float> unused(e.source.size());
+  const std::vector<double> clean = logit_diffs(
+      tiny_model(), e.ep.pairs, e.runner.run_recording(e.ep.clean, e.ep.read, plan, unused.data()).data);
+  HookPlan plan2(2);
+  const std::vector<double> corrupted = logit_diffs(
+      tiny_model(), e.ep.pairs, e.runner.run_recording(e.ep.corrupted, e.ep.read, plan2, unused.data()).data);
+  std::vector<float> coef = e.no_edges();
+  // A zero coefficient on an edge adds nothing.
+  e.set(coef, 0, e.g.query_receiver(0, 0), 0.0f);
+  const std::vector<double> none = e.patched(coef);
+  for (int r = 0; r < e.R; ++r)
+    for (int s = 0; s < e.g.senders_into(r); ++s) e.set(coef, s, r, 1.0f);
+  const std::vector<double> all = e.patched(coef);
+  for (int p = 0; p < e.P(); ++p) {
+    EXPECT_NEAR(none[p], clean[p], 1e-5);
+    EXPECT_NEAR(all[p], corrupted[p], 1e-4);
+    EXPECT_GT(std::abs(clean[p] - corrupted[p]), 1e-2);  // the check can fail
+  }
+}
+
+TEST(EdgePatching, PatchingAllEdgesIntoResidEndIsPatchingTheFinalResidual) {
+  // Resid End reads every sender, so patching all its edges gives the source's final
+  // residual while every other receiver keeps the target's inputs.
+  EdgeRun e(3);
+  std::vector<float> coef = e.no_edges();
+  for (int s = 0; s < e.S; ++s) e.set(coef, s, e.g.resid_end(), 1.0f);
+  const std::vector<double> end = e.patched(coef);
+  HookPlan plan(2);
+  std::vector<float> unused(e.source.size());
+  const std::vector<double> corrupted = logit_diffs(
+      tiny_model(), e.ep.pairs, e.runner.run_recording(e.ep.corrupted, e.ep.read, plan, unused.data()).data);
+  for (int p = 0; p < e.P(); ++p) EXPECT_NEAR(end[p], corrupted[p], 1e-4);
+}
+
+TEST(EdgeAttribution, EapIsTheDirectionalDerivativeOfEachEdgesPatch) {
+  EdgeRun e(3);
+  std::vector<float> scores(static_cast<size_t>(e.P() * e.S * e.R));
+  edge_attribution(e.runner, golden_pairs(), 0, e.P(), {}, scores.data());
+  const float eps = 1e-2f;
+  int checked = 0;
+  for (int r = 0; r < e.R; ++r)
+    for (int s = 0; s < e.g.senders_into(r); ++s) {
+      std::vector<float> coef = e.no_edges();
+      e.set(coef, s, r, eps);
+      const std::vector<double> up = e.patched(coef);
+      e.set(coef, s, r, -eps);
+      const std::vector<double> down = e.patched(coef);
+      for (int p = 0; p < e.P(); ++p) {
+        const double fd = (up[p] - down[p]) / (2 * eps);
+        const float eap = scores[static_cast<size_t>((p * e.S + s) * e.R + r)];
+        ASSERT_NEAR(eap, fd, 2e-3 + 2e-3 * std::abs(fd)) << e.g.edge_name(s, r) << " pair " << p;
+      }
+      ++checked;
+    }
+  EXPECT_EQ(checked, e.g.edge_count());
+  for (int p = 0; p < e.P(); ++p)  // non-edges are zero
+    EXPECT_EQ(scores[static_cast<size_t>((p * e.S + e.g.mlp_sender(1)) * e.R + e.g.query_receiver(0, 0))], 0.0f);
+}
+
+TEST(EdgeAttribution, EapIgWithOneStepIsEap) {
+  EdgeRun e(3);
+  const size_t n = static_cast<size_t>(e.P() * e.S * e.R);
+  std::vector<float> eap(n), inputs(n), acts(n);
+  edge_attribution(e.runner, golden_pairs(), 0, e.P(), {}, eap.data());
+  edge_attribution(e.runner, golden_pairs(), 0, e.P(), {EdgeMethod::EapIgInputs, 1}, inputs.data());
+  edge_attribution(e.runner, golden_pairs(), 0, e.P(), {EdgeMethod::EapIgActivations, 1}, acts.data());
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_NEAR(inputs[i], eap[i], 1e-5) << i;
+    ASSERT_NEAR(acts[i], eap[i], 1e-5) << i;
+  }
+}
+
+TEST(PathPatching, FreezingEverythingLeavesTheDirectEdges) {
+  // Receivers of one set must not read each other (a set's recorded values come from one run).
+  EdgeRun e(3);
+  for (const std::vector<int>& receivers :
+       {std::vector<int>{e.g.query_receiver(1, 0), e.g.value_receiver(1, 2), e.g.key_receiver(1, 3)},
+        std::vector<int>{e.g.mlp_receiver(1)}, std::vector<int>{e.g.resid_end()}}) {
+    PathPatchRequest req;
+    req.freeze = PathFreeze::All;
+    req.receivers = receivers;
+    std::vector<float> heads(static_cast<size_t>(e.P() * 2 * 4));
+    path_patching_heads(tiny_model(), e.g, golden_pairs(), 0, e.P(), req, heads.data());
+    for (int h = 0; h < 4; ++h) {
+      const int s = e.g.head_sender(0, h);
+      std::vector<float> coef = e.no_edges();
+      for (int r : req.receivers) e.set(coef, s, r, 1.0f);
+      const std::vector<double> edges = e.patched(coef);
+      for (int p = 0; p < e.P(); ++p)
+        EXPECT_NEAR(heads[static_cast<size_t>(p * 8 + h)], edges[p], 1e-4) << "A0." << h;
+    }
+  }
+}
+
+TEST(Faithfulness, EveryEdgeKeptIsTheCleanRunAndNoneIsTheAblatedRun) {
+  EdgeRun e(4);
+  for (EdgeAblation ab : {EdgeAblation::Corrupted, EdgeAblation::Mean}) {
+    CircuitRuns runs(e.runner, golden_pairs(), 0, e.P(), ab);
+    std::vector<std::pair<int, int>> ranking;
+    for (int r = 0; r < e.R; ++r)
+      for (int s = 0; s < e.g.senders_into(r); ++s) ranking.push_back({s, r});
+    const FaithfulnessCurve c =
+        faithfulness_curve(runs, ranking, doubling_sizes(static_cast<int64_t>(ranking.size())), 16);
+    ASSERT_EQ(c.edges.front(), 0);
+    ASSERT_EQ(c.edges.back(), e.g.edge_count());
+    EXPECT_NEAR(c.metric.back(), c.clean_metric, 1e-4);
+    EXPECT_NEAR(c.recovered.back(), 1.0, 1e-4);
+    EXPECT_NEAR(c.recovered.front(), 0.0, 1e-9);
+    EXPECT_GT(std::abs(c.clean_metric - c.ablated_metric), 1e-2);
+    if (ab == EdgeAblation::Corrupted) {  // every edge ablated to the corrupted run is that run
+      HookPlan plan(2);
+      std::vector<float> unused(e.source.size());
+      const std::vector<double> corrupted = logit_diffs(
+          tiny_model(), e.ep.pairs, e.runner.run_recording(e.ep.corrupted, e.ep.read, plan, unused.data()).data);
+      double mean = 0.0;
+      for (double x : corrupted) mean += x / e.P();
+      EXPECT_NEAR(c.ablated_metric, mean, 1e-4);
+    }
+  }
+}
+
+// Induction pairs on the trained induction organism (as test_organism_circuits.cpp builds
+// them): clean [BOS] A A[0..k], corrupted with the first copy replaced.
+PairDataset induction_pairs(int count) {
+  const train::InductionTask task(train::InductionOptions{});
+  std::vector<int32_t> symbols = task.symbol_ids();
+  std::mt19937 rng(5);
+  PairDataset data;
+  data.source = "induction pairs";
+  const int n = 10, k = 4;
+  for (int i = 0; i < count; ++i) {
+    std::shuffle(symbols.begin(), symbols.end(), rng);
+    PromptPair p;
+    p.clean.push_back(task.bos());
+    p.clean.insert(p.clean.end(), symbols.begin(), symbols.begin() + n);
+    p.clean.insert(p.clean.end(), symbols.begin(), symbols.begin() + k + 1);
+    p.corrupted = p.clean;
+    std::copy(symbols.begin() + n, symbols.begin() + 2 * n, p.corrupted.begin() + 1);
+    p.answers = {symbols[k + 1]};
+    p.wrongs = {symbols[2 * n + 1]};
+    p.line = i + 1;
+    data.pairs.push_back(p);
+  }
+  return data;
+}
+
+TEST(Acdc, KeepsThePreviousTokenToInductionKeyEdgeOfTheInductionOrganism) {
+  TransformerModel model =
+      TransformerModel::load(std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "models/induction-2l");
+  const CircuitGraph g(model.config());
+  EdgeRunner runner(model, g);
+  const PairDataset data = induction_pairs(12);
+  CircuitRuns runs(runner, data, 0, 12, EdgeAblation::Corrupted);
+  AcdcRequest req;
+  req.threshold = 0.05;
+  const AcdcResult res = acdc(runs, req);
+  const std::pair<int, int> prev_to_key{g.head_sender(0, 0), g.key_receiver(1, 0)};
+  EXPECT_NE(std::find(res.kept.begin(), res.kept.end(), prev_to_key), res.kept.end());
+  EXPECT_LT(static_cast<int64_t>(res.kept.size()), g.edge_count() / 2)
+      << "kept " << res.kept.size() << " of " << g.edge_count();
+  EXPECT_LT(res.metric, 0.5);
+  // Every edge removed: an infinite threshold keeps nothing.
+  req.threshold = 1e30;
+  EXPECT_TRUE(acdc(runs, req).kept.empty());
+}
+
+}  // namespace
+}  // namespace causeway
