@@ -22,7 +22,8 @@ struct TransformerModel::BackwardWorkspace {
       d_pattern, d_scores,     // (B, NH, T, T)
       d_mlp, d_mlp2, d_up, mlp_post,  // (N, M)
       mean, rstd, scale,       // (N * NH) norm statistics (per head for q/k norms)
-      logits;                  // (N, V) training only
+      logits,                  // (N, V) training only
+      kv_gathered;             // (tp, N, KV) every rank's gradient of a replicated kv head
   std::vector<int32_t> positions;  // (N) each row's position, for the rotary backward
   static void fit(std::vector<float>& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));

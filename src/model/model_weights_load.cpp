@@ -253,12 +253,15 @@ ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
 
   // GPT-2 ties the unembedding to wte; a separate lm_head.weight (untied fine-tunes) is not
   // supported there, and saying so beats silently using the wrong matrix.
+  // A tensor-parallel rank compares its own vocabulary rows.
   if (cfg.is_gpt2() && ckpt.has("lm_head.weight") && dtype == DType::F32) {
     const int64_t V = cfg.vocab_size, C = cfg.n_embd;
     ckpt.expect_shape("lm_head.weight", {V, C}, config_source);
-    std::vector<float> lm(static_cast<size_t>(V * C));
-    ckpt.read("lm_head.weight", lm.data());
-    for (int64_t i = 0; i < V * C; ++i)
+    const int64_t v0 = shard ? shard->vocab_begin : 0,
+                  v1 = shard ? std::min<int64_t>(V, v0 + shard->vocab_rows) : V;
+    std::vector<float> lm(static_cast<size_t>((v1 - v0) * C));
+    ckpt.read_rows("lm_head.weight", v0, v1, lm.data());
+    for (int64_t i = 0; i < (v1 - v0) * C; ++i)
       if (lm[i] != w.W_E.data[i])
         throw InputError(ckpt.file_of("lm_head.weight"), "lm_head.weight",
                          "differs from wte.weight; untied unembeddings are not supported");

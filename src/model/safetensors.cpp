@@ -472,6 +472,7 @@ void Checkpoint::read_float_range(std::string_view name, const TensorInfo& t, in
   if (t.dtype == DType::I32)
     throw InputError(file_of(name), t.name, "is an I32 tensor; expected F32, F16 or BF16");
   const Entry& e = entry(name);
+  bytes_read_ += static_cast<uint64_t>(n) * dtype_size(t.dtype);
   convert_to_f32(t.dtype, bytes(e) + first * static_cast<int64_t>(dtype_size(t.dtype)), n, dst);
 }
 
@@ -511,6 +512,7 @@ void Checkpoint::read_columns(std::string_view name, int64_t begin, int64_t end,
   const std::byte* src = bytes(entry(name));
   const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype));
   const DType dt = t.dtype;
+  bytes_read_ += static_cast<uint64_t>(rows * width * esize);
 #pragma omp parallel for schedule(static) if (rows * width > kConvertBlock)
   for (int64_t r = 0; r < rows; ++r)
     convert_serial(dt, src + (r * cols + begin) * esize, width, dst + r * width);
@@ -522,6 +524,7 @@ void Checkpoint::read_i32(std::string_view name, int32_t* dst) const {
     throw InputError(file_of(name), t.name,
                      std::string("is ") + dtype_name(t.dtype) + "; expected an I32 tensor");
   if (t.end > t.begin) std::memcpy(dst, bytes(entry(name)), t.end - t.begin);
+  bytes_read_ += t.end - t.begin;
 }
 
 void Checkpoint::expect_shape(std::string_view name, const std::vector<int64_t>& expected,

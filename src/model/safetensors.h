@@ -109,6 +109,10 @@ class Checkpoint {
 
   void release(std::string_view name) const;
 
+  // Bytes of tensor data read so far (each read's stored bytes: a slice counts only its
+  // elements), so a test can check that a tensor-parallel rank reads only its slices.
+  uint64_t bytes_read() const { return bytes_read_; }
+
  private:
   struct Entry {
     size_t file;    // index into files_
@@ -122,6 +126,7 @@ class Checkpoint {
   std::string source_;  // the file to name when a tensor is missing
   std::vector<SafetensorsFile> files_;
   std::map<std::string, Entry, std::less<>> entries_;
+  mutable uint64_t bytes_read_ = 0;
 };
 
 // One tensor to write: `data` points at numel * dtype_size bytes in the dtype's layout.

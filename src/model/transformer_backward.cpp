@@ -5,6 +5,16 @@
 // backwards step by step, reading what differs between families from ModelConfig as the
 // forward does: norms (LayerNorm / RMSNorm, per-head q/k norms), rotary, grouped-query
 // attention with soft-cap and sliding window, post-norms, parallel residual, gated MLPs.
+//
+// Under tensor parallelism (Megatron's rule) a rank backpropagates through its own heads and
+// units: the gradient reaching a column-parallel layer's input (ln1's output feeding Q/K/V,
+// ln2's feeding the MLP's in/gate) is a partial sum per rank and is allreduced before it joins
+// the residual stream's gradient, which every rank holds whole; row-parallel layers (W_O,
+// W_out) need no collective backwards. A key/value head replicated over several ranks gets
+// gradient from each rank's query heads: those are summed over its holders, so its hook
+// gradients are whole, and only its first holder passes it on to ln1. Weight gradients are not
+// computed under tp (training is refused): the gradient of replicated vectors would need one
+// more reduction over the group's ranks.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -71,12 +81,11 @@ void TransformerModel::cache_for_backward(HookPlan& plan) const {
 void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& acts,
                                 const float* d_final, const BackwardRequest& req,
                                 ActivationCache& grads) {
-  // A rank's weights hold its heads and units only, and nothing here reduces across ranks.
-  if (tp_)
-    throw std::invalid_argument(
-        "backward: tensor-parallel ranks have no backward pass yet (run attribution and "
-        "training with tp = 1)");
   ModelWeights* wg = req.weight_grads;
+  if (wg && tp_)
+    throw std::invalid_argument(
+        "backward: weight gradients (training) are not supported under tensor parallelism; "
+        "train with tp = 1 (hook gradients and attribution patching work under tp)");
   if (wg && (weights_.dtype() != DType::F32 || wg->dtype() != DType::F32))
     throw std::invalid_argument(
         std::string("backward: weight gradients need fp32 weights and gradients; this model's "
@@ -84,8 +93,9 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
         dtype_name(weights_.dtype()) + " (load with dtype f32 to train)");
   const int B = batch.B, T = batch.T;
   const int64_t N = static_cast<int64_t>(B) * T;
-  const int C = cfg_.n_embd, NH = cfg_.n_head, KV = cfg_.kv_heads(), HS = cfg_.d_head(),
-            M = cfg_.n_inner;
+  // This rank's heads and units (the whole model's without tensor parallelism).
+  const int C = cfg_.n_embd, NH = lc_.n_head, KV = lc_.kv_heads(), HS = cfg_.d_head(),
+            M = lc_.n_inner;
   const int64_t Q = int64_t{NH} * HS, KVW = int64_t{KV} * HS, wide = std::max<int64_t>(C, Q);
   const float eps = cfg_.layer_norm_epsilon;
   const bool layer_norm = cfg_.norm == NormKind::LayerNorm, rotary = cfg_.rotary_dim > 0,
@@ -93,8 +103,13 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
   const float attn_mult = static_cast<float>(1.0 / cfg_.attn_scale());
   const cpu::GatedActivation gate_act = gated_activation(cfg_);
   const Backend& be = *backend_;
+  // A replicated key/value head (more ranks than kv heads) is held by several ranks.
+  const bool kv_replicated = tp_ && cfg_.kv_heads() % shard_.size != 0;
+  const bool kv_first_holder =
+      !kv_replicated || shard_.head_begin == shard_.kv_head_begin * (cfg_.n_head / cfg_.kv_heads());
   if (!bws_) bws_ = std::make_unique<BackwardWorkspace>();
   BackwardWorkspace& w = *bws_;
+  if (kv_replicated) BackwardWorkspace::fit(w.kv_gathered, shard_.size * N * KVW);
   for (auto* v : {&w.d_resid, &w.d_branch, &w.raw, &w.d_ln, &w.ln_out})
     BackwardWorkspace::fit(*v, N * C);
   BackwardWorkspace::fit(w.d_hook, N * wide);
@@ -117,7 +132,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
   auto store = [&](HookKind kind, int layer, const float* g) {
     const HookPoint p{kind, layer};
     if (!wanted[slot(p)]) return;
-    grads.store(p, Tensor{const_cast<float*>(g), p.shape(cfg_, B, T)});
+    grads.store(p, Tensor{const_cast<float*>(g), p.shape(lc_, B, T)});
   };
   auto act = [&](HookKind kind, int layer) { return acts.at(HookPoint{kind, layer}).data; };
   float* d_resid = w.d_resid.data();
@@ -158,13 +173,28 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     else be.rmsnorm_backward(d_x, d_w, d_out, x, scale, weight.data, rows, width);
   };
 
+  // Sums a replicated kv head's gradient (N, KVW) over the ranks holding that head.
+  auto sum_over_kv_holders = [&](float* d) {
+    float* all = w.kv_gathered.data();
+    const int64_t n = N * KVW;
+    tp_->allgather(d, n, all);
+    std::fill(d, d + n, 0.0f);
+    for (int r = 0; r < shard_.size; ++r) {
+      if (TensorShard::make(cfg_, r, shard_.size, "").kv_head_begin != shard_.kv_head_begin) continue;
+      const float* from = all + r * n;
+      for (int64_t i = 0; i < n; ++i) d[i] += from[i];
+    }
+  };
+
   // Back through Gemma's post-norm of a sublayer's output (W x + b, recomputed from its input
-  // x): the gradient at the sublayer's raw output, in w.d_ln.
+  // x; under tp a row-parallel sum, bias on rank 0 as in the forward): the gradient at the
+  // sublayer's raw output, in w.d_ln.
   auto post_norm_backward = [&](HookKind scale_kind, HookKind normalized_kind, int layer,
                                 const float* d_out, const float* x, const Weight& W,
                                 const Tensor& b, const Tensor& post_w, float* d_post_w) {
     float* raw = w.raw.data();
-    be.linear_forward(raw, x, W.matrix(), b.data, N);
+    be.linear_forward(raw, x, W.matrix(), shard_.rank == 0 ? b.data : nullptr, N);
+    if (tp_) tp_->allreduce_sum(raw, N * C);
     norm_stats(raw, post_w, Tensor{}, N, C, nullptr);
     std::fill(w.d_ln.begin(), w.d_ln.begin() + N * C, 0.0f);
     norm_backward(scale_kind, normalized_kind, layer, d_out, raw, post_w, d_post_w, nullptr, N, C,
@@ -234,6 +264,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
       be.linear_backward(w.d_ln.data(), g.W_in.data, g.b_in.data, w.d_mlp2.data(),
                          w.ln_out.data(), bw.W_in.matrix(), N);
     }
+    if (tp_) tp_->allreduce_sum(w.d_ln.data(), N * C);  // column-parallel input: partial sums
     norm_backward(HookKind::Ln2Scale, HookKind::Ln2Normalized, L, w.d_ln.data(), ln2_in, bw.ln2_w,
                   g.ln2_w.data, g.ln2_b.data, N, C, drop ? nullptr : d_resid);
     if (!parallel) store(HookKind::ResidMid, L, d_resid);
@@ -258,6 +289,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     const float* pattern = act(HookKind::Pattern, L);
     be.attention_values_gqa_backward(w.d_pattern.data(), w.d_v.data(), w.d_z.data(), pattern,
                                      act(HookKind::V, L), B, T, NH, KV, HS);
+    if (kv_replicated) sum_over_kv_holders(w.d_v.data());
     store(HookKind::Pattern, L, w.d_pattern.data());
     store(HookKind::V, L, w.d_v.data());
     be.attention_softmax_backward(w.d_scores.data(), w.d_pattern.data(), pattern, B, NH, T);
@@ -267,6 +299,7 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
         w.d_q.data(), w.d_k.data(), w.d_scores.data(), act(rotary ? HookKind::RotQ : HookKind::Q, L),
         act(rotary ? HookKind::RotK : HookKind::K, L), B, T, NH, KV, HS, attn_mult,
         cfg_.attn_softcap, sliding ? cfg_.sliding_window : 0);
+    if (kv_replicated) sum_over_kv_holders(w.d_k.data());
     if (rotary) {
       store(HookKind::RotQ, L, w.d_q.data());
       store(HookKind::RotK, L, w.d_k.data());
@@ -298,12 +331,15 @@ void TransformerModel::backward(const TokenBatch& batch, const ActivationCache& 
     norm_stats(resid_pre, bw.ln1_w, bw.ln1_b, N, C, wg ? w.ln_out.data() : nullptr);
     be.linear_backward(w.d_ln.data(), g.W_Q.data, g.b_Q.data, d_q, w.ln_out.data(),
                        bw.W_Q.matrix(), N);
-    be.linear_backward(w.d_hook.data(), g.W_K.data, g.b_K.data, d_k, w.ln_out.data(),
-                       bw.W_K.matrix(), N);
-    be.add_forward(w.d_ln.data(), w.d_ln.data(), w.d_hook.data(), N * C);
-    be.linear_backward(w.d_hook.data(), g.W_V.data, g.b_V.data, w.d_v.data(), w.ln_out.data(),
-                       bw.W_V.matrix(), N);
-    be.add_forward(w.d_ln.data(), w.d_ln.data(), w.d_hook.data(), N * C);
+    if (kv_first_holder) {  // a replicated kv head's whole gradient enters ln1 once
+      be.linear_backward(w.d_hook.data(), g.W_K.data, g.b_K.data, d_k, w.ln_out.data(),
+                         bw.W_K.matrix(), N);
+      be.add_forward(w.d_ln.data(), w.d_ln.data(), w.d_hook.data(), N * C);
+      be.linear_backward(w.d_hook.data(), g.W_V.data, g.b_V.data, w.d_v.data(),
+                         w.ln_out.data(), bw.W_V.matrix(), N);
+      be.add_forward(w.d_ln.data(), w.d_ln.data(), w.d_hook.data(), N * C);
+    }
+    if (tp_) tp_->allreduce_sum(w.d_ln.data(), N * C);  // column-parallel input: partial sums
     norm_backward(HookKind::Ln1Scale, HookKind::Ln1Normalized, L, w.d_ln.data(), resid_pre,
                   bw.ln1_w, g.ln1_w.data, g.ln1_b.data, N, C, drop ? nullptr : d_resid);
     store(HookKind::ResidPre, L, d_resid);
@@ -331,7 +367,8 @@ double TransformerModel::loss_and_gradients(const TokenBatch& batch,
     throw std::invalid_argument("loss_and_gradients: one target per token position");
   if (tp_)
     throw std::invalid_argument(
-        "loss_and_gradients: tensor-parallel ranks have no backward pass yet (train with tp = 1)");
+        "loss_and_gradients: training is not supported under tensor parallelism (train with "
+        "tp = 1)");
   if (weights_.dtype() != DType::F32 || grads.dtype() != DType::F32)
     throw std::invalid_argument(
         std::string("loss_and_gradients: training needs fp32 weights and gradients; this "

@@ -18,6 +18,8 @@ class Collectives {
   // data (n) = elementwise sum / max over the group, in place.
   virtual void allreduce_sum(float* data, int64_t n) const = 0;
   virtual void allreduce_max(float* data, int64_t n) const = 0;
+  // Sums of estimates accumulated in double (attribution per cell), which float would round.
+  virtual void allreduce_sum(double* data, int64_t n) const = 0;
   // recv (size() * n) = every rank's send (n), in rank order.
   virtual void allgather(const float* send, int64_t n, float* recv) const = 0;
   // data (n) = rank root's data.

@@ -27,6 +27,12 @@ class MpiCollectives final : public Collectives {
 
   void allreduce_sum(float* data, int64_t n) const override { allreduce(data, n, MPI_SUM); }
   void allreduce_max(float* data, int64_t n) const override { allreduce(data, n, MPI_MAX); }
+  void allreduce_sum(double* data, int64_t n) const override {
+    for (int64_t at = 0; at < n; at += kPiece)
+      check(MPI_Allreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kPiece, n - at)),
+                          MPI_DOUBLE, MPI_SUM, comm_),
+            "MPI_Allreduce");
+  }
 
   void allgather(const float* send, int64_t n, float* recv) const override {
     if (n <= kPiece) {
