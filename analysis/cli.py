@@ -16,6 +16,7 @@ from .loader import ResultFileError, load_results
 EXIT_DIFFERENT = 1
 EXIT_BAD_INPUT = 2
 PROGRAM = "python3 -m analysis"
+DEFAULT_TOP = 10
 
 
 class InputError(Exception):
@@ -49,11 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-k", "--top", type=_positive, default=10, metavar="K",
                         help="cells in each top-k chart and table (default 10)")
 
-    top = commands.add_parser("top", help="print the strongest cells of each experiment")
+    top = commands.add_parser("top", help="print the strongest cells (or edges) of each "
+                                          "experiment and the kept edges of each circuit")
     top.add_argument("result", metavar="RUN.h5")
     top.add_argument("--experiment", metavar="NAME", help="only this experiment")
-    top.add_argument("-k", "--top", type=_positive, default=10, metavar="K",
-                     help="cells per experiment (default 10)")
+    top.add_argument("--circuit", metavar="NAME", help="only this circuit (/circuits/NAME)")
+    top.add_argument("-k", "--top", type=_positive, default=None, metavar="K",
+                     help=f"cells per experiment and edges per circuit (default {DEFAULT_TOP}; "
+                          "with --circuit, every kept edge)")
 
     diff = commands.add_parser("diff", help="compare two runs of the same config",
                                description="Largest difference per experiment, changed "
@@ -88,20 +92,32 @@ def _run_report(args) -> int:
     return 0
 
 
+def _named(kind: str, table: dict, name: str, path: str) -> list:
+    if name not in table:
+        known = ", ".join(table) or "none"
+        raise InputError(f"{path}: no {kind} '{name}' (known: {known})")
+    return [table[name]]
+
+
 def _run_top(args) -> int:
-    from .top import format_top
+    from .top import format_circuit, format_top
 
     result = load_results(args.result)
-    experiments = list(result.experiments.values())
-    if args.experiment is not None:
-        if args.experiment not in result.experiments:
-            known = ", ".join(result.experiments) or "none"
-            raise InputError(f"{args.result}: no experiment '{args.experiment}' (known: {known})")
-        experiments = [result.experiments[args.experiment]]
+    experiments, circuits = list(result.experiments.values()), list(result.circuits.values())
+    if args.experiment is not None or args.circuit is not None:
+        experiments = ([] if args.experiment is None else
+                       _named("experiment", result.experiments, args.experiment, args.result))
+        circuits = ([] if args.circuit is None else
+                    _named("circuit", result.circuits, args.circuit, args.result))
+    k = args.top or DEFAULT_TOP
+    # A circuit asked for by name is listed whole: its edges are the answer, not a ranking.
+    circuit_k = args.top if args.circuit is not None else k
     if result.incomplete_note:
         print(f"{result.incomplete_note} (the run did not finish; `causeway run --resume` "
               "continues it)\n")
-    print("\n\n".join(format_top(e, args.top) for e in experiments) or "no experiments")
+    sections = ([format_top(e, k) for e in experiments]
+                + [format_circuit(c, circuit_k) for c in circuits])
+    print("\n\n".join(sections) or "no experiments")
     return 0
 
 

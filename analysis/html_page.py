@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .faithfulness import LOG_SCALE_ABOVE
 from .ranking import ranking_note, value_note
-from .tables import baseline_summary, table_rows
+from .tables import baseline_summary, format_number, table_rows
+from .top import faithfulness_summary
 from .verification import verification_caption
 
 if TYPE_CHECKING:
-    from .report import ComparisonSection, ExperimentSection, Report
+    from .report import CircuitSection, ComparisonSection, ExperimentSection, Report
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
@@ -122,6 +124,41 @@ def _comparison(report: Report, section: ComparisonSection) -> str:
     return _figure(report, section.figure, caption)
 
 
+def _circuit(report: Report, section: CircuitSection, anchor: str) -> str:
+    circuit = section.circuit
+    shown = min(report.k, len(circuit.edges))
+    rows = "".join(f'<tr><td class="number">{rank}</td><td>{_e(edge)}</td>'
+                   f'<td class="number">{_e(format_number(float(score)))}</td></tr>'
+                   for rank, (edge, score) in enumerate(
+                       zip(circuit.edges[:shown], circuit.scores[:shown]), start=1))
+    parts = [f'<h2 id="{anchor}">circuit {_e(circuit.name)}</h2>',
+             _key_value_table(sorted(circuit.attributes.items())
+                              + [("edges kept", str(len(circuit.edges)))])]
+    summary = faithfulness_summary(circuit)
+    if summary:
+        parts.append(f'<p class="note">Faithfulness: {_e(summary)}.</p>')
+    parts.append(_figure(report, section.figure,
+                         f"{circuit.title}: kept edges layered by layer (input at the bottom, "
+                         "output at the top), width by |score|, colour and end by the head "
+                         "input (Q, K, V), dashed where the score is negative"))
+    parts.append(f'<table><tr><th>rank</th><th>edge</th><th>score</th></tr>{rows}</table>')
+    parts.append(f'<p>First {shown} of {len(circuit.edges)} edges shown; every edge: '
+                 f'<a href="{_e(_link(report, section.csv))}">CSV</a></p>')
+    if circuit.uninterpreted:
+        parts.append(f'<p class="note">Also in the circuit group, not shown: '
+                     f'{_e(", ".join(circuit.uninterpreted))}.</p>')
+    return "\n".join(parts)
+
+
+def _faithfulness(report: Report) -> str:
+    caption = ("Faithfulness of every circuit: the metric recovered with the top n edges kept "
+               "and the rest ablated (1 = clean run, 0 = every edge ablated); the star marks "
+               f"each circuit's own size; log x axis when a curve goes past {LOG_SCALE_ABOVE} "
+               "edges")
+    return ('<h2 id="faithfulness">Faithfulness</h2>'
+            + _figure(report, report.faithfulness, caption))
+
+
 def render(report: Report) -> str:
     result = report.result
     anchors = {s.experiment.name: f"experiment-{i}" for i, s in enumerate(report.sections)}
@@ -129,6 +166,12 @@ def render(report: Report) -> str:
                        f" ({_e(s.experiment.kind)})</li>" for s in report.sections)
     if report.comparisons:
         contents += '<li><a href="#comparisons">Comparisons</a></li>'
+    circuit_anchors = [f"circuit-{i}" for i in range(len(report.circuits))]
+    contents += "".join(f'<li><a href="#{a}">circuit {_e(c.circuit.name)}</a> '
+                        f"({_e(c.circuit.method)})</li>"
+                        for a, c in zip(circuit_anchors, report.circuits))
+    if report.faithfulness is not None:
+        contents += '<li><a href="#faithfulness">Faithfulness</a></li>'
     body = [f"<h1>causeway report: {_e(result.path.name)}</h1>"]
     if result.incomplete_note:
         body.append(f'<p class="banner" id="incomplete">{_e(result.incomplete_note)}: the run '
@@ -142,6 +185,9 @@ def render(report: Report) -> str:
         body.append('<h2 id="comparisons">Comparisons</h2><p class="note">Experiments with the '
                     "same grid whose settings differ in one attribute, cell by cell.</p>")
         body += [_comparison(report, c) for c in report.comparisons]
+    body += [_circuit(report, c, a) for a, c in zip(circuit_anchors, report.circuits)]
+    if report.faithfulness is not None:
+        body.append(_faithfulness(report))
     if result.skipped:
         body.append("<h2>Not shown</h2>" + _key_value_table(sorted(result.skipped.items())))
     if result.other_groups:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+from .edges import edge_name
+
 if TYPE_CHECKING:
     from .loader import Axis
 
@@ -49,7 +51,10 @@ def entry_label(axis: Axis, i: int) -> str:
 
 
 def cell_label(axes: Sequence[Axis], index: Sequence[int]) -> str:
-    """Name of one grid cell, e.g. "L1 pos7 ' own' H2"."""
+    """Name of one grid cell, e.g. "L1 pos7 ' own' H2"; an edge experiment's cell is the edge's
+    name as ACDC writes it, "A0.1->A1.2.K"."""
+    if [a.name for a in axes] == ["sender", "receiver"]:
+        return edge_name(axes[0].labels[index[0]], axes[1].labels[index[1]])
     return " ".join(entry_label(a, i) for a, i in zip(axes, index)) or "(all)"
 
 
@@ -64,4 +69,8 @@ def experiment_title(name: str, attributes: dict[str, str]) -> str:
         if key in attributes:
             value = attributes[key]
             parts.append(f"{key} {value}" if key in ("positions", "window") else value)
+    if attributes.get("kind") == "edges" and "method" in attributes:
+        # Edge experiments differ mainly by method (eap, eap_ig_inputs, path_patching, ...).
+        steps = f" ({attributes['steps']} steps)" if "steps" in attributes else ""
+        parts.insert(1, attributes["method"] + steps)
     return f"{name}: {', '.join(parts)}" if parts else name

@@ -11,7 +11,6 @@ does not interpret (cached activations, say) are listed, not read.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .h5_values import (as_text, attributes_of, is_string_dataset, read_dataset, strings_of,
+                        typed_attributes_of)
+from .h5_values import attribute_value  # noqa: F401  (diff.py and the tests import it here)
+from .circuits import Circuit, read_circuit
 from .labels import axis_labels, cell_label, is_position_axis
 
 SCHEMA_PREFIX = "causeway-results/"
 SUPPORTED_SCHEMA_MAJOR = 1
+EDGES_KIND = "edges"
+EDGE_AXES = ("sender", "receiver")
 
 
 class ResultFileError(Exception):
@@ -69,10 +74,16 @@ class Experiment:
     done: np.ndarray | None = None  # one flag per work item; None when the file has no bitmap
     verify: Verification | None = None
     values: dict[str, object] = field(default_factory=dict)  # attributes as bool/int/float/str
+    edge_mask: np.ndarray | None = None  # (sender, receiver) of an edge experiment: edge exists
 
     @property
     def kind(self) -> str:
         return self.attributes.get("kind", "unknown")
+
+    @property
+    def is_edges(self) -> bool:
+        """An edge experiment: scores over (sender, receiver), axes labelled by node name."""
+        return self.kind == EDGES_KIND
 
     @property
     def metric(self) -> str:
@@ -105,6 +116,7 @@ class ResultFile:
     skipped: dict[str, str]  # experiment groups that could not be shown, with the reason
     other_groups: tuple[str, ...]  # top-level groups this reader does not interpret
     activations_done: np.ndarray | None = None  # done bitmap of the activation cache
+    circuits: dict[str, Circuit] = field(default_factory=dict)  # /circuits/<name>
 
     @property
     def items_done(self) -> tuple[int, int]:
@@ -123,71 +135,6 @@ class ResultFile:
         """"incomplete: N of M items done" for a run that did not finish; empty otherwise."""
         done, total = self.items_done
         return f"incomplete: {done} of {total} items done" if done < total else ""
-
-
-def as_text(value) -> str:
-    """HDF5 strings arrive as bytes, numpy bytes or str depending on how they were written."""
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("utf-8", errors="replace").rstrip("\x00")
-    return str(value)
-
-
-def _strings(ds: h5py.Dataset) -> list[str]:
-    return [as_text(v) for v in np.asarray(ds[()]).ravel()]
-
-
-def _is_string_dataset(ds: h5py.Dataset) -> bool:
-    return h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind in ("S", "U")
-
-
-def _read_dataset(ds: h5py.Dataset) -> np.ndarray:
-    if _is_string_dataset(ds):
-        return np.array(_strings(ds), dtype=object).reshape(ds.shape)
-    return np.asarray(ds[()])
-
-
-def attribute_text(value) -> str:
-    """An attribute as text, the same whether the file stored it typed or as a string: booleans
-    "true"/"false", integers without a decimal point, reals in their shortest exact form."""
-    if isinstance(value, np.ndarray) and value.shape != ():
-        return ", ".join(attribute_text(v) for v in value.ravel())
-    if isinstance(value, np.ndarray):
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    return as_text(value)
-
-
-_INTEGER = re.compile(r"[+-]?\d+")
-
-
-def attribute_value(value) -> object:
-    """An attribute as bool, int, float or str: typed values as they are, strings from older
-    files parsed ("true" -> True, "3" -> 3, "3.000000" -> 3.0)."""
-    text = attribute_text(value)
-    if text in ("true", "false"):
-        return text == "true"
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) or text.lower() in ("nan", "inf", "-inf") else text
-
-
-def _attributes(obj) -> dict[str, str]:
-    return {key: attribute_text(value) for key, value in obj.attrs.items()}
-
-
-def _typed_attributes(obj) -> dict[str, object]:
-    return {key: attribute_value(value) for key, value in obj.attrs.items()}
 
 
 def _scale_of(ds: h5py.Dataset, dim: int) -> h5py.Dataset | None:
@@ -214,8 +161,8 @@ def _axis(ds: h5py.Dataset, dim: int, position_labels: tuple[str, ...]) -> Axis:
         values = tuple(range(size))
         return Axis(name, values, axis_labels(name, values, position_labels))
     name = as_text(scale.attrs.get("NAME", b"")) or scale.name.rsplit("/", 1)[-1]
-    if _is_string_dataset(scale):
-        strings = tuple(_strings(scale))
+    if is_string_dataset(scale):
+        strings = tuple(strings_of(scale))
         return Axis(name, tuple(range(size)), strings, named=is_position_axis(name))
     values = tuple(int(v) for v in np.asarray(scale[()]).ravel())
     return Axis(name, values, axis_labels(name, values, position_labels))
@@ -250,15 +197,46 @@ def _read_experiment(name: str, group: h5py.Group,
     if isinstance(done_ds, h5py.Dataset) and done_ds.dtype.kind in "biu" and done_ds.ndim == 1:
         done = np.asarray(done_ds[()]).astype(bool)
 
-    verify = _read_verification(group.get("verify"), axes, mean.shape)
     used = {"mean", "effect", "axes", "baselines"}
+    edge_mask = None
+    if as_text(group.attrs.get("kind", "")) == EDGES_KIND and mean.ndim == 2:
+        axes = _edge_axes(group, axes, mean.shape)
+        edge_mask = _edge_mask(group, mean.shape)
+        if edge_mask is not None:
+            # A pair of nodes with no edge has no score; NaN keeps it out of rankings and
+            # colours it grey, as for any undefined cell.
+            mean[~edge_mask] = np.nan
+            if effect is not None:
+                effect[:, ~edge_mask] = np.nan
+        used |= {"sender_names", "receiver_names", "edge_mask"}
+    verify = _read_verification(group.get("verify"), axes, mean.shape)
     if done is not None:
         used.add("done")
     if verify is not None:
         used.add("verify")
     uninterpreted = tuple(sorted(k for k in group.keys() if k not in used))
-    return Experiment(name, _attributes(group), axes, mean, effect, baselines, uninterpreted,
-                      done, verify, _typed_attributes(group))
+    return Experiment(name, attributes_of(group), axes, mean, effect, baselines, uninterpreted,
+                      done, verify, typed_attributes_of(group), edge_mask)
+
+
+def _edge_axes(group: h5py.Group, axes: tuple[Axis, ...],
+               shape: tuple[int, ...]) -> tuple[Axis, ...]:
+    """Sender and receiver axes labelled by node name: from the group's sender_names and
+    receiver_names, whether or not they are attached as dimension scales."""
+    named = []
+    for axis, axis_name, size in zip(axes, EDGE_AXES, shape):
+        names = group.get(f"{axis_name}_names")
+        if isinstance(names, h5py.Dataset) and is_string_dataset(names) and names.shape == (size,):
+            axis = Axis(axis_name, tuple(range(size)), tuple(strings_of(names)))
+        named.append(axis)
+    return tuple(named)
+
+
+def _edge_mask(group: h5py.Group, shape: tuple[int, ...]) -> np.ndarray | None:
+    ds = group.get("edge_mask")
+    if isinstance(ds, h5py.Dataset) and ds.dtype.kind in "biu" and ds.shape == shape:
+        return np.asarray(ds[()]).astype(bool)
+    return None
 
 
 def _read_verification(group, axes: tuple[Axis, ...],
@@ -275,7 +253,7 @@ def _read_verification(group, axes: tuple[Axis, ...],
         return None
     labels = tuple(cell_label(axes, np.unravel_index(c, grid)) if grid else "(all)"
                    for c in cells)
-    values = _typed_attributes(group)
+    values = typed_attributes_of(group)
 
     def number(key: str) -> float:
         value = values.get(key)
@@ -289,23 +267,23 @@ def _read_verification(group, axes: tuple[Axis, ...],
                         number("pearson_per_pair"), number("pearson_of_means"))
 
 
-def config_experiment_names(config_text: str) -> list[str]:
-    """Names of the [[experiment]] tables of a stored config, in their order; [] when the text
-    is not TOML."""
+def config_experiment_names(config_text: str, table: str = "experiment") -> list[str]:
+    """Names of the [[experiment]] (or other `table`) tables of a stored config, in their order;
+    [] when the text is not TOML."""
     try:
         doc = tomllib.loads(config_text)
     except (tomllib.TOMLDecodeError, TypeError):
         return []
-    tables = doc.get("experiment", [])
+    tables = doc.get(table, [])
     if not isinstance(tables, list):
         return []
     return [str(t["name"]) for t in tables if isinstance(t, dict) and "name" in t]
 
 
-def _in_config_order(experiments: dict[str, Experiment], config_text: str) -> dict[str, Experiment]:
-    """The experiments in the order of the config's tables (HDF5 lists groups alphabetically);
-    any the config does not name follow in file order."""
-    order = [n for n in config_experiment_names(config_text) if n in experiments]
+def _in_config_order(experiments: dict, config_text: str, table: str = "experiment") -> dict:
+    """The experiments (or circuits) in the order of the config's tables (HDF5 lists groups
+    alphabetically); any the config does not name follow in file order."""
+    order = [n for n in config_experiment_names(config_text, table) if n in experiments]
     order += [n for n in experiments if n not in order]
     return {n: experiments[n] for n in order}
 
@@ -348,10 +326,10 @@ def load_results(path: str | Path) -> ResultFile:
     with _open(path) as f:
         try:
             schema = _check_schema(path, f)
-            meta = _attributes(f["meta"]) if isinstance(f.get("meta"), h5py.Group) else {}
+            meta = attributes_of(f["meta"]) if isinstance(f.get("meta"), h5py.Group) else {}
             data = {}
             if isinstance(f.get("data"), h5py.Group):
-                data = {k: _read_dataset(ds) for k, ds in f["data"].items()
+                data = {k: read_dataset(ds) for k, ds in f["data"].items()
                         if isinstance(ds, h5py.Dataset)}
             position_labels = tuple(data.get("position_labels", ()))
             experiments, skipped = {}, {}
@@ -367,11 +345,14 @@ def load_results(path: str | Path) -> ResultFile:
                     else:
                         experiments[name] = loaded
             experiments = _in_config_order(experiments, meta.get("config", ""))
+            circuits = _in_config_order(_read_circuits(f.get("circuits"), skipped),
+                                        meta.get("config", ""), "circuit")
             activations_done = None
             cache_done = f.get("activations/done")
             if isinstance(cache_done, h5py.Dataset) and cache_done.dtype.kind in "biu":
                 activations_done = np.asarray(cache_done[()]).astype(bool).ravel()
-            other = tuple(sorted(k for k in f.keys() if k not in ("meta", "data", "experiments")))
+            other = tuple(sorted(k for k in f.keys()
+                                 if k not in ("meta", "data", "experiments", "circuits")))
         except ResultFileError:
             raise
         except (OSError, KeyError, ValueError, RuntimeError) as e:
@@ -379,4 +360,19 @@ def load_results(path: str | Path) -> ResultFile:
             message = " ".join(str(e).split())
             raise ResultFileError(f"{path}: damaged or truncated result file: {message}") from None
     return ResultFile(path, schema, meta, position_labels, data, experiments, skipped, other,
-                      activations_done)
+                      activations_done, circuits)
+
+
+def _read_circuits(group, skipped: dict[str, str]) -> dict[str, Circuit]:
+    """Every readable circuit; the others go to `skipped` as "circuits/NAME" with the reason.
+    Files without /circuits (all files before edge experiments) have none."""
+    circuits = {}
+    if not isinstance(group, h5py.Group):
+        return circuits
+    for name, sub in group.items():
+        loaded = read_circuit(name, sub) if isinstance(sub, h5py.Group) else "not a group"
+        if isinstance(loaded, str):
+            skipped[f"circuits/{name}"] = loaded
+        else:
+            circuits[name] = loaded
+    return circuits

@@ -3,7 +3,8 @@
 "Strongest" means furthest from the experiment's no-effect value: the mean a component would
 have if patching it changed nothing. That is 0 for a denoising run's normalized mean, 1 for a
 noising or ablation run's (its target is the clean run), and the target run's own baseline for
-raw metrics (logit_diff, prob, ...). A noising cell at 0.2 matters more than one at 1.1.
+raw metrics (logit_diff, prob, ...). A noising cell at 0.2 matters more than one at 1.1. An
+edge experiment's scores are changes of the metric, so its no-effect value is 0.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class RankedCell:
 def mean_is_normalized(exp: Experiment) -> bool:
     """Whether `mean` is TransformerLens' normalized batch mean: 0 at the corrupted run, 1 at
     the clean one. True for metric "normalized", and for "logit_diff" in files written before
-    logit_diff meant raw logit differences (their mean_definition says so)."""
+    logit_diff meant raw logit differences (their mean_definition says so). Edge scores are
+    changes of the metric, never levels, whatever the metric."""
+    if exp.is_edges:
+        return False
     if exp.metric == "normalized":
         return True
     return (exp.metric == "logit_diff"
@@ -60,6 +64,8 @@ def no_effect_value(exp: Experiment) -> float:
     stored = exp.values.get("no_effect")
     if isinstance(stored, (int, float)) and not isinstance(stored, bool) and math.isfinite(stored):
         return float(stored)
+    if exp.is_edges:
+        return 0.0
     if mean_is_normalized(exp):
         return 1.0 if targets_clean_run(exp) else 0.0
     key = "clean_metric" if targets_clean_run(exp) else "corrupted_metric"
@@ -81,6 +87,8 @@ def scale_note(exp: Experiment) -> str:
         clean_target = targets_clean_run(exp)
         return (f"0 = {low}{'' if clean_target else ' (no effect)'}, "
                 f"1 = clean{' (no effect)' if clean_target else ''}")
+    if exp.is_edges:
+        return f"edge score ({exp.metric}), no effect = {no_effect_value(exp):.3g}"
     return f"no effect = {no_effect_value(exp):.3f} (the {_target_name(exp)} run's {exp.metric})"
 
 
@@ -90,6 +98,8 @@ def ranking_note(exp: Experiment) -> str:
 
 def value_label(exp: Experiment) -> str:
     """What the mean's numbers are, short enough for a colour bar's title."""
+    if exp.is_edges:
+        return f"edge score ({exp.metric})"
     return "normalized logit diff" if mean_is_normalized(exp) else f"mean {exp.metric}"
 
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from . import html_page
 from .barchart import plot_top_cells
+from .circuit_figure import plot_circuit
+from .circuits import Circuit
 from .comparisons import Comparison, find_comparisons, plot_comparison
+from .faithfulness import plot_faithfulness
 from .heatmap import plot_heatmap
 from .loader import Experiment, ResultFile
 from .ranking import RankedCell, per_pair_on_mean_scale, top_cells
-from .tables import write_csv, write_markdown
+from .tables import write_circuit_csv, write_csv, write_markdown
 from .verification import plot_verification
 
 FIGURES_DIR = "figures"
@@ -39,23 +42,35 @@ class ComparisonSection:
 
 
 @dataclass
+class CircuitSection:
+    circuit: Circuit
+    figure: Path  # the kept edges, layered by layer
+    csv: Path  # every kept edge with its score
+
+
+@dataclass
 class Report:
     result: ResultFile
     out_dir: Path
     k: int
     sections: list[ExperimentSection] = field(default_factory=list)
     comparisons: list[ComparisonSection] = field(default_factory=list)
+    circuits: list[CircuitSection] = field(default_factory=list)
+    faithfulness: Path | None = None  # every circuit's curve in one plot; None without curves
     index: Path | None = None
 
     @property
     def figures(self) -> list[Path]:
         return ([p for s in self.sections for p in (s.heatmap, s.top_chart)]
                 + [s.verify_figure for s in self.sections if s.verify_figure is not None]
-                + [c.figure for c in self.comparisons])
+                + [c.figure for c in self.comparisons]
+                + [c.figure for c in self.circuits]
+                + ([self.faithfulness] if self.faithfulness is not None else []))
 
     @property
     def tables(self) -> list[Path]:
-        return [p for s in self.sections for p in (s.csv, s.markdown)]
+        return ([p for s in self.sections for p in (s.csv, s.markdown)]
+                + [c.csv for c in self.circuits])
 
 
 class _FileNames:
@@ -103,6 +118,13 @@ def build_report(result: ResultFile, out_dir: str | Path, k: int = 10) -> Report
                   f"compare_{stems[comparison.first.name]}__{stems[comparison.second.name]}.png")
         r = plot_comparison(comparison, figure)
         report.comparisons.append(ComparisonSection(comparison, figure, r))
+    for circuit in result.circuits.values():
+        stem = names.stem(f"circuit_{circuit.name}")
+        report.circuits.append(CircuitSection(
+            circuit, plot_circuit(circuit, out_dir / FIGURES_DIR / f"{stem}_graph.png"),
+            write_circuit_csv(circuit, out_dir / TABLES_DIR / f"{stem}_edges.csv")))
+    report.faithfulness = plot_faithfulness(list(result.circuits.values()),
+                                            out_dir / FIGURES_DIR / "faithfulness.png")
     report.index = out_dir / "index.html"
     report.index.write_text(html_page.render(report), encoding="utf-8")
     return report

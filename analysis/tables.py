@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .circuits import Circuit
+from .edges import parse_edge
 from .loader import Experiment
 from .ranking import RankedCell, ranking_note
 
@@ -69,4 +71,20 @@ def write_markdown(exp: Experiment, cells: list[RankedCell], path: Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"### {exp.name}: top {len(cells)}, {ranking_note(exp)}\n\n"
                     + markdown_table(exp, cells), encoding="utf-8")
+    return path
+
+
+def write_circuit_csv(circuit: Circuit, path: Path) -> Path:
+    """Every kept edge in the circuit's order: rank, edge, sender, receiver node, the head input
+    (Q/K/V, empty otherwise) and score."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["rank", "edge", "sender", "receiver", "input", "score"])
+        for rank, (name, score) in enumerate(zip(circuit.edges, circuit.scores), start=1):
+            edge = parse_edge(name)
+            sender, receiver, head_input = ((edge.sender.name, edge.receiver.name, edge.head_input)
+                                            if edge is not None else ("", "", ""))
+            writer.writerow([rank, name, sender, receiver, head_input,
+                             "" if math.isnan(score) else repr(float(score))])
     return path

@@ -1,0 +1,125 @@
+"""Circuits under /circuits/<name>: the kept edges of a model, and their faithfulness curve.
+
+A circuit group holds `edges` (names "sender->receiver", most important first), `scores` (the
+method's score of each), and optionally `faithfulness/` (edges kept, metric, recovered, with the
+clean and all-ablated metrics as attributes). Its attributes say how it was found: method,
+threshold (ACDC) or size (top-k), metric, ablation, and the ranking experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from .h5_values import attributes_of, is_string_dataset, strings_of, typed_attributes_of
+
+FAITHFULNESS = "faithfulness"
+_CURVE_DATASETS = ("edges", "metric", "recovered")
+
+
+@dataclass
+class Faithfulness:
+    """The circuit's metric with its top n edges kept and every other edge ablated."""
+
+    edges: np.ndarray  # (point,) int: edges kept
+    metric: np.ndarray  # (point,) mean logit difference of that circuit
+    recovered: np.ndarray  # (point,) (metric - ablated) / (clean - ablated)
+    clean_metric: float
+    ablated_metric: float
+
+    def recovered_at(self, n_edges: int) -> float:
+        """The recovered fraction with exactly n_edges kept; NaN when the curve lacks that
+        point."""
+        hits = np.flatnonzero(self.edges == n_edges)
+        return float(self.recovered[hits[0]]) if hits.size else math.nan
+
+
+@dataclass
+class Circuit:
+    name: str
+    attributes: dict[str, str]  # every attribute as text
+    values: dict[str, object]  # attributes as bool / int / float / str
+    edges: tuple[str, ...]  # kept edges, most important first
+    scores: np.ndarray  # (edge,) the method's score of each kept edge
+    faithfulness: Faithfulness | None = None
+    uninterpreted: tuple[str, ...] = field(default=())  # members this reader does not use
+
+    @property
+    def method(self) -> str:
+        return self.attributes.get("method", "unknown")
+
+    @property
+    def selection(self) -> str:
+        """How the edges were chosen: "threshold 0.01" (ACDC) or "top 50 edges"."""
+        if "threshold" in self.attributes:
+            return f"threshold {self.attributes['threshold']}"
+        if "size" in self.attributes:
+            return f"top {self.attributes['size']} edges"
+        return f"{len(self.edges)} edges"
+
+    @property
+    def title(self) -> str:
+        """"ioi_acdc: acdc, threshold 0.01, corrupted ablation, logit_diff"."""
+        parts = [self.method, self.selection]
+        if "ablation" in self.attributes:
+            parts.append(f"{self.attributes['ablation']} ablation")
+        if "metric" in self.attributes:
+            parts.append(self.attributes["metric"])
+        return f"{self.name}: {', '.join(parts)}"
+
+
+def _number(values: dict[str, object], key: str) -> float:
+    value = values.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
+
+
+def _read_faithfulness(group) -> Faithfulness | str:
+    """The curve, or why it cannot be read."""
+    if not isinstance(group, h5py.Group):
+        return "not a group"
+    arrays = []
+    for key in _CURVE_DATASETS:
+        ds = group.get(key)
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "fiu":
+            return f"no 1-D numeric '{key}'"
+        arrays.append(np.asarray(ds[()]))
+    if len({a.size for a in arrays}) != 1:
+        return "edges, metric and recovered differ in length"
+    edges, metric, recovered = arrays
+    values = typed_attributes_of(group)
+    return Faithfulness(edges.astype(np.int64), metric.astype(np.float64),
+                        recovered.astype(np.float64), _number(values, "clean_metric"),
+                        _number(values, "ablated_metric"))
+
+
+def read_circuit(name: str, group: h5py.Group) -> Circuit | str:
+    """The circuit in `group`, or the reason it cannot be shown."""
+    edges_ds = group.get("edges")
+    if not isinstance(edges_ds, h5py.Dataset) or not is_string_dataset(edges_ds) \
+            or edges_ds.ndim != 1:
+        return "no 1-D string dataset 'edges'"
+    edges = tuple(strings_of(edges_ds))
+    scores = np.full(len(edges), math.nan)
+    scores_ds = group.get("scores")
+    used = {"edges"}
+    if isinstance(scores_ds, h5py.Dataset) and scores_ds.dtype.kind in "fiu":
+        if scores_ds.shape != (len(edges),):
+            return f"'scores' holds {scores_ds.size} values for {len(edges)} edges"
+        scores = np.asarray(scores_ds[()], dtype=np.float64)
+        used.add("scores")
+    faithfulness = None
+    uninterpreted = []
+    if FAITHFULNESS in group:
+        curve = _read_faithfulness(group[FAITHFULNESS])
+        if isinstance(curve, str):
+            uninterpreted.append(f"{FAITHFULNESS} ({curve})")
+        else:
+            faithfulness = curve
+        used.add(FAITHFULNESS)
+    uninterpreted += sorted(k for k in group.keys() if k not in used)
+    return Circuit(name, attributes_of(group), typed_attributes_of(group), edges, scores,
+                   faithfulness, tuple(uninterpreted))
