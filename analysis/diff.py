@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .circuits import Circuit
 from .loader import Experiment, ResultFile, attribute_value
 
 # Attributes that differ between any two runs and say nothing about the results.
@@ -138,6 +139,22 @@ def _compare_experiment(a: Experiment, b: Experiment, ignored: set[str]) -> Expe
     return out
 
 
+def _compare_circuit(a: Circuit, b: Circuit, ignored: set[str]) -> ExperimentDiff:
+    """Kept edges must match exactly and in order; scores and the faithfulness curve within
+    the tolerance, like an experiment's values."""
+    out = ExperimentDiff(f"circuit {a.name}")
+    out.values["edges"] = _value_diff(np.array(a.edges, dtype=object),
+                                      np.array(b.edges, dtype=object))
+    out.values["scores"] = _value_diff(a.scores, b.scores)
+    if a.faithfulness is not None or b.faithfulness is not None:
+        for key in ("edges", "metric", "recovered"):
+            out.values[f"faithfulness/{key}"] = (
+                MISSING if a.faithfulness is None or b.faithfulness is None
+                else _value_diff(getattr(a.faithfulness, key), getattr(b.faithfulness, key)))
+    out.attributes.update(_attribute_changes(a.attributes, b.attributes, ignored))
+    return out
+
+
 _ABSENT = object()
 
 
@@ -182,6 +199,12 @@ def compare_results(a: ResultFile, b: ResultFile,
         else:
             experiments.append(
                 _compare_experiment(a.experiments[name], b.experiments[name], ignored))
+    for name in sorted(a.circuits.keys() | b.circuits.keys()):
+        if name in a.circuits and name in b.circuits:
+            experiments.append(_compare_circuit(a.circuits[name], b.circuits[name], ignored))
+        else:
+            experiments.append(ExperimentDiff(f"circuit {name}",
+                                              missing_from="B" if name in a.circuits else "A"))
     for name in sorted(a.skipped.keys() ^ b.skipped.keys()):
         experiments.append(ExperimentDiff(name, missing_from="B" if name in a.skipped else "A"))
     data = {}

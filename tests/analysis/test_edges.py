@@ -286,3 +286,19 @@ def test_long_curves_use_a_log_axis_and_big_circuits_draw_their_strongest_edges(
                   for layer in range(11) for h in range(12) for g in range(12))[:400]
     figure = plot_circuit(circuit("big", 400, edges), tmp_path / "big.png")
     assert_not_blank(figure)
+
+
+def test_diff_compares_circuits_edge_by_edge(edges_file, tmp_path):
+    same = analysis("diff", edges_file, edges_file)
+    assert same.returncode == 0, same.stdout
+    assert "circuit ioi_acdc: same: max |A - B|: edges 0, scores 0," in same.stdout
+    changed = write_edges_file(tmp_path / "changed.h5")
+    with h5py.File(changed, "r+") as f:
+        edges = f["circuits/ioi_acdc/edges"]
+        edges[0], edges[1] = ACDC_EDGES[1], ACDC_EDGES[0]  # same edges, another order
+        f["circuits/ioi_eap/scores"][0] += 0.5
+    done = analysis("diff", edges_file, changed)
+    assert done.returncode == 1, done.stdout
+    assert "circuit ioi_acdc: DIFFERS: max |A - B|: edges inf, scores 0," in done.stdout
+    assert "circuit ioi_eap: DIFFERS: max |A - B|: edges 0, scores 0.5," in done.stdout
+    assert "eap_edges: same" in done.stdout
