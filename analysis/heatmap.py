@@ -18,7 +18,8 @@ import numpy as np
 from . import figures
 from .figures import plt
 from .labels import cell_label, experiment_title, is_position_axis, tick_label
-from .loader import Axis, Experiment
+from .edges import parse_node
+from .loader import EDGE_AXES, Axis, Experiment
 from .ranking import mean_is_normalized, no_effect_value, scale_ticks, value_label
 
 MAX_PANELS = 48  # beyond this the strongest panels are drawn, and the title says so
@@ -61,6 +62,8 @@ def _set_ticks(ax, axis: Axis | None, which: str) -> None:
         return
     step = max(1, math.ceil(axis.size / MAX_TICKS))
     positions = list(range(0, axis.size, step))
+    if axis.name in EDGE_AXES and axis.size > MAX_TICKS:
+        positions = layer_starts(axis)
     labels = [tick_label(axis, i) for i in positions]
     set_ticks(positions)
     widest = max(map(len, labels))
@@ -68,6 +71,21 @@ def _set_ticks(ax, axis: Axis | None, which: str) -> None:
                                or widest * len(labels) > 30)
     set_labels(labels, rotation=90 if rotate else 0, fontsize=8)
     (ax.set_xlabel if which == "x" else ax.set_ylabel)(axis.name)
+
+
+def layer_starts(axis: Axis) -> list[int]:
+    """Where each layer's nodes begin on a long sender or receiver axis: ticks every n-th node
+    would land mid-layer, these read as "layer 5 starts here". A start too close to the one
+    before (Resid Start, then A0.0) is left out, as the labels would overlap."""
+    starts, previous = [], object()
+    min_gap = max(2, axis.size // 50)
+    for i, label in enumerate(axis.labels):
+        node = parse_node(label)[0]
+        layer = (node.layer, node.kind == "resid_end")
+        if layer != previous and (not starts or i - starts[-1] >= min_gap):
+            starts.append(i)
+        previous = layer
+    return starts
 
 
 def _layout(shape: tuple[int, int], n_panels: int) -> tuple[float, float, int]:

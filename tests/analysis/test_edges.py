@@ -17,12 +17,13 @@ from edge_files import (ACDC_EDGES, ACDC_RATE, ACDC_SCORES, EAP_RATE, N_LAYER, S
                         SECOND_MEAN, STRONGEST_EDGE, STRONGEST_MEAN, edge_mask,
                         receiver_names, sender_names, write_circuit, write_edges_file)
 
-from analysis import load_results
+from analysis import Axis, load_results
 from analysis.circuit_figure import INPUT_COLOURS, MLP_LIFT, node_layout, plot_circuit
 from analysis.circuits import Circuit, Faithfulness
 from analysis.edges import parse_edge, parse_node
 from analysis.faithfulness import uses_log_scale
 from analysis.figures import MISSING_COLOUR
+from analysis.heatmap import layer_starts
 from analysis.ranking import no_effect_value, per_pair_on_mean_scale, top_cells
 from analysis.report import build_report
 
@@ -302,3 +303,10 @@ def test_diff_compares_circuits_edge_by_edge(edges_file, tmp_path):
     assert "circuit ioi_acdc: DIFFERS: max |A - B|: edges inf, scores 0," in done.stdout
     assert "circuit ioi_eap: DIFFERS: max |A - B|: edges 0, scores 0.5," in done.stdout
     assert "eap_edges: same" in done.stdout
+
+
+def test_long_edge_axes_are_ticked_where_each_layer_starts():
+    names = ["Resid Start"] + [f"A{layer}.{h}" for layer in range(12) for h in range(12)]
+    axis = Axis("sender", tuple(range(len(names))), tuple(names))
+    starts = layer_starts(axis)
+    assert [names[i] for i in starts] == ["Resid Start"] + [f"A{layer}.0" for layer in range(1, 12)]
