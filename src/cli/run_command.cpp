@@ -31,6 +31,7 @@
 #include "io/result_store.h"
 #include "io/resume_check.h"
 #include "io/result_writer.h"
+#include "model/hook_gather.h"
 #include "model/tensor_shard.h"
 #include "model/transformer_model.h"
 #include "model/tokenizer.h"
@@ -60,7 +61,8 @@ struct RunOptions {
   bool allow_nonfinite = false;
   bool dry_run = false;
   int dry_ranks = 0;  // --ranks: the job to size (0: this launch's world)
-  int dry_tp = 0;     // --tp: overrides [parallel] tp for the sizing
+  int tp = 0;         // --tp: overrides [parallel] tp (0: the config's)
+  bool tp_within_node = false;  // refuse a tensor-parallel group spread over nodes
 };
 
 // Threads per rank when neither the config nor --threads says: the cores this rank may run on,
@@ -240,8 +242,9 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 // Everything every rank knows before the work starts.
 struct Job {
   RunConfig cfg;
-  std::unique_ptr<TransformerModel> model;
-  ModelConfig dry_config;  // --dry-run: config.json alone, no model loaded
+  ModelConfig model_config;  // config.json: read by set_up, before any weights
+  std::unique_ptr<Collectives> tp;  // the replica's group; outlives the model that holds it
+  std::unique_ptr<TransformerModel> model;  // this rank's shard, loaded by place_ranks
   std::unique_ptr<Tokenizer> tok;
   PairDataset data;
   Topology topo;
@@ -262,6 +265,7 @@ void set_up(Job& job, const RunOptions& o) {
   c = RunConfig::load(o.config);
   if (!o.out.empty()) c.output = o.out;
   if (!o.schedule.empty()) c.schedule = o.schedule;
+  if (o.tp > 0) c.tp = o.tp;
   c.allow_nonfinite = c.allow_nonfinite || o.allow_nonfinite;
   job.schedule = parse_schedule(c.schedule, "--schedule");
   if (o.resume && o.overwrite)
@@ -271,10 +275,19 @@ void set_up(Job& job, const RunOptions& o) {
                             o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
-  // A dry run reads config.json only: no weights are mapped or allocated.
-  if (o.dry_run) job.dry_config = ModelConfig::from_json_file(c.model / "config.json");
-  else job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model, c.dtype));
-  const ModelConfig& mc = o.dry_run ? job.dry_config : job.model->config();
+  // Everything is checked against config.json; the weights load in place_ranks, sharded over
+  // the replica's ranks (a dry run never loads them).
+  job.model_config = ModelConfig::from_json_file(c.model / "config.json");
+  const ModelConfig& mc = job.model_config;
+  const std::string tp_source = o.tp > 0 ? "--tp" : c.path.string();
+  // tp must fit the model: its heads, key/value heads and MLP width.
+  TensorShard::make(mc, 0, c.tp, (c.model / "config.json").string());
+  for (size_t e = 0; e < c.experiments.size(); ++e)
+    if (c.tp > 1 && c.experiments[e].kind == "attribution")
+      throw InputError(tp_source, o.tp > 0 ? "" : "parallel.tp",
+                       std::to_string(c.tp) + ": experiment '" + c.experiments[e].name +
+                           "' is attribution patching, whose backward pass does not run "
+                           "tensor-parallel yet; run it with tp = 1");
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
                                                         : Tokenizer::from_model_dir(c.model));
@@ -339,43 +352,49 @@ void set_up(Job& job, const RunOptions& o) {
 DryRunJob dry_run_of(const Job& job, const RunOptions& o, int world_size) {
   DryRunJob d;
   d.cfg = &job.cfg;
-  d.model = &job.dry_config;
+  d.model = &job.model_config;
   d.pairs = static_cast<int>(job.data.pairs.size());
   d.T = job.T_max;
   d.grids = job.grids;
   d.work_items = job.plan.size();
   d.ranks = o.dry_ranks > 0 ? o.dry_ranks : world_size;
-  d.tp = o.dry_tp > 0 ? o.dry_tp : job.cfg.tp;
-  const std::string src = o.dry_tp > 0 ? "--tp" : job.cfg.path.string();
+  d.tp = job.cfg.tp;  // set_up checked that it fits the model
   if (d.ranks % d.tp != 0)
-    throw InputError(src, o.dry_tp > 0 ? "" : "parallel.tp",
+    throw InputError(o.tp > 0 ? "--tp" : job.cfg.path.string(), o.tp > 0 ? "" : "parallel.tp",
                      std::to_string(d.tp) + " does not divide the " + std::to_string(d.ranks) +
                          " ranks of the job");
-  // tp must fit the model: its heads, key/value heads and MLP width.
-  TensorShard::make(job.dry_config, 0, d.tp, (job.cfg.model / "config.json").string());
   return d;
 }
 
-// Collective (it splits the world into replicas), so a step of its own after set_up.
-void place_ranks(Job& job, const Communicator& world) {
+// Collective (it splits the world into replicas of tp ranks), so a step of its own after
+// set_up: then each rank loads its shard of the model (the whole model when tp = 1).
+void place_ranks(Job& job, const Communicator& world, const RunOptions& o) {
   const RunConfig& c = job.cfg;
-  // Sharded forwards exist (`causeway logits --tp`), but the patching engine does not run on a
-  // sharded replica yet.
-  if (c.tp > 1)
-    throw InputError(c.path.string(), "parallel.tp",
-                     "tensor parallelism runs `causeway logits --tp` so far, not `run`; use "
-                     "tp = 1 and split the work over data-parallel ranks");
-  job.topo = Topology::make(world, c.tp, job.model->config().n_head, c.path.string());
+  const std::string source = o.tp > 0 ? "--tp" : c.path.string();
+  job.topo = Topology::make(world, c.tp, job.model_config.n_head, source);
+  if (o.tp_within_node && !job.topo.tp_group_within_node(world))
+    throw InputError("command line", "--tp-within-node",
+                     "the tensor-parallel group of world ranks " +
+                         std::to_string(job.topo.dp_rank * c.tp) + "-" +
+                         std::to_string(job.topo.dp_rank * c.tp + c.tp - 1) +
+                         " spans nodes; start whole groups of " + std::to_string(c.tp) +
+                         " consecutive ranks per node (e.g. ranks per node a multiple of tp)");
   if (job.topo.dp_size > job.plan.size())
     throw InputError(c.path.string(), "parallel",
                      std::to_string(job.topo.dp_size) + " data-parallel ranks but only " +
                          std::to_string(job.plan.size()) +
                          " work items; use fewer ranks or a smaller parallel.pairs_per_item");
+  job.tp = make_mpi_collectives(job.topo.tp_comm);
+  job.model = std::make_unique<TransformerModel>(TransformerModel::load(c.model, c.dtype, job.tp.get()));
 }
+
+// The replica's leader (tp rank 0) writes its items and counts them; the other ranks of the
+// replica compute the same items alongside it.
+bool leads_replica(const Job& job) { return job.topo.tp_rank == 0; }
 
 // What a result file must match to be resumed, beside its config text.
 ResumeIdentity identity_of(const Job& job) {
-  return {job.layouts.front().pairs_per_item, job.model->config().describe().dump(),
+  return {job.layouts.front().pairs_per_item, job.model_config.describe().dump(),
           weights_fingerprint(job.cfg.model)};
 }
 
@@ -425,7 +444,7 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   // or a full disk during layout leaves no file (and, with --overwrite, the old one intact).
   try {
     ResultStore store = ResultStore::create_staged(c.output);
-    store.write_meta(c.text, c.model.string(), job.model->config().describe().dump(), job.topo.describe());
+    store.write_meta(c.text, c.model.string(), job.model_config.describe().dump(), job.topo.describe());
     write_resume_identity(store.file(), identity_of(job));
     store.write_data(job.data, job.tok.get());
     fault_kill_during_layout();
@@ -442,7 +461,9 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
   return done;
 }
 
-// One activation-caching item: the hooks of its pairs' clean and corrupted runs.
+// One activation-caching item: the hooks of its pairs' clean and corrupted runs. Under tensor
+// parallelism every rank of the replica runs the forward, hooks whose heads or units are split
+// are gathered whole, and the leader writes them.
 void cache_activations(Job& job, const WorkItem& item, ResultWriter& writer) {
   const ModelConfig& mc = job.model->config();
   const int B = item.pair_end - item.pair_begin, T = job.T_max;
@@ -461,15 +482,17 @@ void cache_activations(Job& job, const WorkItem& item, ResultWriter& writer) {
     for (const HookPoint& h : job.cache_points) plan.cache(h);
     job.model->forward(batch, plan, LogitRows::None);
     for (size_t h = 0; h < job.cache_points.size(); ++h) {
-      const Tensor& t = plan.activations().at(job.cache_points[h]);
-      std::vector<float> v(t.data, t.data + t.numel());
-      const int64_t per = t.numel() / B;
+      std::vector<float> v;
+      gather_hook(job.cache_points[h].kind, mc, job.model->shard(), job.tp.get(),
+                  plan.activations().at(job.cache_points[h]), B, T, v);
+      const int64_t per = static_cast<int64_t>(v.size()) / B;
       for (int i = 0; i < B; ++i)
         mask_past_length(v.data() + i * per, job.activations[h].shape, job.activations[h].axes,
                          batch.lengths[i]);
       values[run][job.activations[h].hook] = std::move(v);
     }
   }
+  if (!leads_replica(job)) return;
   for (const ActivationLayout& a : job.activations)
     writer.write_activations(a.hook, item, a.shape, values[0][a.hook].data(), values[1][a.hook].data());
 }
@@ -520,6 +543,8 @@ void run_sweep_item(Job& job, const WorkItem& it, SweepEngine& r, SweepBaselines
     require_finite({job.layouts[e].name, job.cfg.experiments[e].request.metric, job.data, r.grid(),
                     it.pair_begin, it.pair_end, it.cell_begin, it.cell_end, effect.data(), baselines},
                    [&](int64_t c) { return cell_label(job.layouts[e].axes, c); });
+  // Every rank of a replica has the same effects (logits and metrics are whole on each).
+  if (!leads_replica(job)) return;
   writer.write_item(job.layouts[e].name, it, r.grid().shape(), effect.data(), baselines);
   writer.mark_done(job.layouts[e].name, it);
 }
@@ -528,7 +553,9 @@ void run_sweep_item(Job& job, const WorkItem& it, SweepEngine& r, SweepBaselines
 // stop, the other ranks drop what they are doing at their next check (between items, and
 // between the batches of an item), and all of them meet in one agreement, so the job ends
 // within seconds with one message. SIGTERM/SIGINT stop the job the same way; items not marked
-// done run again on --resume.
+// done run again on --resume. The ranks of a tensor-parallel replica run each item together
+// (its forwards are collective over them), so they stop together too: at each check they agree
+// whether any of them must stop.
 WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator& world,
                   JobStop& stop, JobLog& log) {
   WorkStats stats;
@@ -542,8 +569,9 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
   SharedCounter finished(world);
   if (world.rank() == 0) finished.fetch_add(already);
   world.barrier();
-  const Communicator dp(job.topo.dp_comm);
-  std::unique_ptr<Scheduler> sched = make_scheduler(job.schedule, dp, done);
+  const Communicator dp(job.topo.dp_comm), tp(job.topo.tp_comm);
+  const bool leader = leads_replica(job);
+  std::unique_ptr<Scheduler> sched = make_replica_scheduler(job.schedule, dp, tp, done);
   std::vector<std::unique_ptr<SweepEngine>> runners(job.n_experiments());
   std::vector<SweepBaselines> baselines(job.n_experiments());
   std::vector<float> effect;
@@ -555,30 +583,38 @@ WorkStats do_work(Job& job, const std::vector<uint8_t>& done, const Communicator
     }
     return mine.signal != 0 || stop.stop_raised();
   };
-  const SweepProgress check = [&](int64_t, int64_t) {
-    if (must_stop()) throw Stopped{};
+  auto replica_must_stop = [&] {
+    const bool here = must_stop();
+    return tp.size() == 1 ? here : tp.max(here ? 1.0 : 0.0) > 0.0;
   };
+  const SweepProgress check = [&](int64_t, int64_t) {
+    if (replica_must_stop()) throw Stopped{};
+  };
+  int64_t ran = 0;  // items this rank took part in
   try {
-    for (int64_t g; !must_stop() && (g = sched->next()) >= 0;) {
+    for (int64_t g; !replica_must_stop() && (g = sched->next()) >= 0;) {
       const WorkItem& it = job.plan.items()[g];
       const auto t0 = std::chrono::steady_clock::now();
       fault_point("item", world.rank());
       if (const int ms = fault_sleep_per_item_ms()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       if (it.experiment == job.n_experiments()) {
         cache_activations(job, it, writer);
-        writer.mark_done("activations", it);
+        if (leader) writer.mark_done("activations", it);
       } else {
         const int e = it.experiment;
         if (!runners[e]) runners[e] = make_engine(job, e);
         run_sweep_item(job, it, *runners[e], baselines[e], effect, writer, check);
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (it.experiment < job.n_experiments()) stats.experiment_seconds[it.experiment] += secs;
-      ++stats.items;
-      const int64_t now_done = finished.fetch_add(1) + 1;
-      log.debug(describe(job, it) + " done in " + std::to_string(secs) + " s");
-      if (world.rank() == 0) log.progress(now_done, total);
-      fault_kill_after_items(stats.items);
+      // A replica's item is counted, timed and logged once, by its leader.
+      if (leader) {
+        if (it.experiment < job.n_experiments()) stats.experiment_seconds[it.experiment] += secs;
+        ++stats.items;
+        finished.fetch_add(1);
+        log.debug(describe(job, it) + " done in " + std::to_string(secs) + " s");
+      }
+      if (world.rank() == 0) log.progress(finished.read(), total);
+      fault_kill_after_items(++ran);
     }
     fault_point("after_work", world.rank());
   } catch (const Stopped&) {
@@ -746,7 +782,7 @@ int run_job(const RunOptions& o) {
       if (world.rank() == 0) print_dry_run(dry_run_of(job, o, world.size()), stdout);
       return 0;
     }
-    together(stop, false, [&] { place_ranks(job, world); });
+    together(stop, false, [&] { place_ranks(job, world, o); });
     std::vector<uint8_t> done;
     std::unique_ptr<OutputLock> lock;  // rank 0 holds the output until the job ends
     together(stop, true, [&] {
@@ -838,9 +874,14 @@ Command add_run_command(CLI::App& app) {
   cmd->add_option("--ranks", o->dry_ranks,
                   "With --dry-run: size a job of this many ranks (default: this launch's)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--tp", o->dry_tp,
-                  "With --dry-run: tensor-parallel shards per replica (default: [parallel] tp)")
+  cmd->add_option("--tp", o->tp,
+                  "Tensor-parallel ranks per model replica (overrides [parallel] tp): ranks = "
+                  "replicas x tp, each replica's model sharded over tp consecutive ranks; with "
+                  "--dry-run, the layout to size")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--tp-within-node", o->tp_within_node,
+                "Refuse to start when a tensor-parallel group's ranks are on more than one node "
+                "(its allreduces would cross the network)");
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

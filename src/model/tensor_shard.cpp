@@ -1,5 +1,7 @@
 #include "model/tensor_shard.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace causeway {
@@ -38,6 +40,29 @@ ModelConfig TensorShard::local(const ModelConfig& cfg) const {
   c.n_inner = mlp_units;
   c.vocab_size = vocab_rows;
   return c;
+}
+
+}  // namespace causeway
+
+namespace causeway {
+
+ShardAxis shard_axis(HookKind kind, const ModelConfig& cfg) {
+  const std::vector<std::string> axes = hook_axes(kind, cfg);
+  if (std::find(axes.begin(), axes.end(), "neuron") != axes.end()) return ShardAxis::MlpUnits;
+  if (std::find(axes.begin(), axes.end(), "head") == axes.end()) return ShardAxis::None;
+  // With as many key/value heads as query heads both split alike, so either answer holds.
+  return hook_geometry(kind, cfg).heads == cfg.n_head ? ShardAxis::QueryHeads : ShardAxis::KvHeads;
+}
+
+ShardBlock shard_block(const TensorShard& s, ShardAxis axis, const ModelConfig& cfg) {
+  const bool whole = !s.sharded();
+  switch (axis) {
+    case ShardAxis::QueryHeads: return whole ? ShardBlock{0, cfg.n_head} : ShardBlock{s.head_begin, s.heads};
+    case ShardAxis::KvHeads: return whole ? ShardBlock{0, cfg.kv_heads()} : ShardBlock{s.kv_head_begin, s.kv_heads};
+    case ShardAxis::MlpUnits: return whole ? ShardBlock{0, cfg.n_inner} : ShardBlock{s.mlp_begin, s.mlp_units};
+    case ShardAxis::None: break;
+  }
+  return {};
 }
 
 }  // namespace causeway

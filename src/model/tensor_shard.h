@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "model/hooks.h"
 #include "model/model_config.h"
 
 namespace causeway {
@@ -27,5 +28,20 @@ struct TensorShard {
   ModelConfig local(const ModelConfig& cfg) const;
   bool sharded() const { return size > 1; }
 };
+
+// The axis of a hook's value that a tensor-parallel rank holds only a block of: query heads
+// (q, z, result, scores, pattern, rot_q, q_norm), key/value heads (k, v, rot_k, k_norm) or MLP
+// units (pre, post, pre_linear); None for the residual-stream hooks, which every rank holds
+// whole. Read from the hook layout table (a "head" or "neuron" axis), so a new hook is covered.
+enum class ShardAxis { None, QueryHeads, KvHeads, MlpUnits };
+ShardAxis shard_axis(HookKind kind, const ModelConfig& cfg);
+
+// The block of `axis` rank `shard` holds: [begin, begin + count) in the model's numbering (the
+// whole axis when not sharded; empty for ShardAxis::None, which has no such numbering).
+struct ShardBlock {
+  int begin = 0, count = 0;
+  bool holds(int i) const { return i >= begin && i < begin + count; }
+};
+ShardBlock shard_block(const TensorShard& shard, ShardAxis axis, const ModelConfig& cfg);
 
 }  // namespace causeway

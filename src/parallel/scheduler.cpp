@@ -42,6 +42,22 @@ class DynamicScheduler final : public Scheduler {
   SharedCounter counter_;
 };
 
+class ReplicaScheduler final : public Scheduler {
+ public:
+  ReplicaScheduler(std::unique_ptr<Scheduler> leader, const Communicator& tp)
+      : leader_(std::move(leader)), tp_(tp) {}
+  int64_t next() override {
+    int64_t item = leader_ ? leader_->next() : -1;
+    if (MPI_Bcast(&item, 1, MPI_INT64_T, 0, tp_.comm()) != MPI_SUCCESS)
+      throw Error("MPI_Bcast of the next work item failed");
+    return item;
+  }
+
+ private:
+  std::unique_ptr<Scheduler> leader_;  // on tp rank 0 only
+  Communicator tp_;
+};
+
 }  // namespace
 
 Schedule parse_schedule(const std::string& name, const std::string& source) {
@@ -88,6 +104,19 @@ int64_t SharedCounter::read() {
   MPI_Fetch_and_op(nullptr, &value, MPI_INT64_T, 0, 0, MPI_NO_OP, win_);
   MPI_Win_flush(0, win_);
   return value;
+}
+
+}  // namespace causeway
+
+namespace causeway {
+
+std::unique_ptr<Scheduler> make_replica_scheduler(Schedule schedule, const Communicator& dp,
+                                                  const Communicator& tp,
+                                                  const std::vector<uint8_t>& done) {
+  if (tp.size() == 1) return make_scheduler(schedule, dp, done);
+  // Only the leaders' dp group draws; the other ranks' dp groups stay idle.
+  return std::make_unique<ReplicaScheduler>(
+      tp.rank() == 0 ? make_scheduler(schedule, dp, done) : nullptr, tp);
 }
 
 }  // namespace causeway

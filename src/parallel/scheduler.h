@@ -27,6 +27,14 @@ std::string schedule_name(Schedule s);
 std::unique_ptr<Scheduler> make_scheduler(Schedule schedule, const Communicator& dp,
                                           const std::vector<uint8_t>& done);
 
+// The scheduler of one tensor-parallel replica, whose ranks must always run the same item: its
+// leader (tp rank 0) draws from `schedule` among the leaders (`dp`) and broadcasts each item
+// over `tp`. Collective over `tp`, and over `dp` on the leaders; every rank of the replica
+// calls next() equally often. With one rank per replica, make_scheduler's.
+std::unique_ptr<Scheduler> make_replica_scheduler(Schedule schedule, const Communicator& dp,
+                                                  const Communicator& tp,
+                                                  const std::vector<uint8_t>& done);
+
 // A job-wide count of finished items: every rank adds, any rank reads, nobody waits.
 class SharedCounter {
  public:

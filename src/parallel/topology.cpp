@@ -26,6 +26,18 @@ Topology Topology::make(const Communicator& world, int tp, int n_head, const std
   return t;
 }
 
+bool Topology::tp_group_within_node(const Communicator& world) const {
+  MPI_Comm node;
+  MPI_Comm_split_type(world.comm(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &node);
+  // A node is named by its lowest world rank; the group is on one node when all names agree.
+  int name = world.rank(), lowest = 0, highest = 0;
+  MPI_Allreduce(&name, &lowest, 1, MPI_INT, MPI_MIN, node);
+  MPI_Comm_free(&node);
+  MPI_Allreduce(&lowest, &name, 1, MPI_INT, MPI_MIN, tp_comm);
+  MPI_Allreduce(&lowest, &highest, 1, MPI_INT, MPI_MAX, tp_comm);
+  return name == highest;
+}
+
 std::string Topology::describe() const {
   return std::to_string(world_size) + " rank" + (world_size == 1 ? "" : "s") + " = " +
          std::to_string(dp_size) + " data-parallel x " + std::to_string(tp_size) +

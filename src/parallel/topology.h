@@ -19,6 +19,9 @@ struct Topology {
   // under the usual launchers, and tensor parallel needs the fastest links). `n_head` must be
   // divisible by tp; InputError names `source` otherwise.
   static Topology make(const Communicator& world, int tp, int n_head, const std::string& source);
+  // Collective over `world`: whether every rank of this rank's tensor-parallel group runs on
+  // the same node (MPI_COMM_TYPE_SHARED), where the group's allreduces stay off the network.
+  bool tp_group_within_node(const Communicator& world) const;
   std::string describe() const;  // "4 ranks = 2 data-parallel x 2 tensor-parallel"
 };
 

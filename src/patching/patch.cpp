@@ -26,6 +26,19 @@ int64_t hook_row_size(HookKind kind, const ModelConfig& cfg, int Tq, int T) {
 
 int first_affected_position(const PatchCell& c) { return c.pos < 0 ? 0 : c.pos; }
 
+std::optional<PatchCell> local_cell(const PatchCell& cell, const TensorShard& shard,
+                                    const ModelConfig& cfg) {
+  const ShardAxis axis = shard_axis(cell.kind, cfg);
+  if (axis == ShardAxis::None || !shard.sharded()) return cell;
+  PatchCell c = cell;
+  int& index = axis == ShardAxis::MlpUnits ? c.neuron : c.head;
+  if (index < 0) return c;
+  const ShardBlock block = shard_block(shard, axis, cfg);
+  if (!block.holds(index)) return std::nullopt;
+  index -= block.begin;
+  return c;
+}
+
 namespace {
 
 // The contiguous runs of one sequence's hook value that cell `c` covers, as (offset, length)

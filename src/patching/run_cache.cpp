@@ -12,7 +12,9 @@ void RunCache::build(TransformerModel& model, const TokenBatch& batch, const std
                      bool prefix, const std::vector<HookKind>& sources,
                      const HookFn& edit_embed) {
   const ModelConfig& cfg = model.config();
-  cfg_ = &cfg;
+  // Rows are laid out in the shapes this rank computes with (its heads and units under
+  // tensor parallelism).
+  cfg_ = &model.local_config();
   batch_ = batch;
   plan_ = HookPlan(cfg.n_layer);
   std::vector<HookKind> kinds = sources;

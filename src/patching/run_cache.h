@@ -24,6 +24,7 @@ class RunCache {
   int runs() const { return batch_.B; }
   int T() const { return batch_.T; }
   const TokenBatch& batch() const { return batch_; }
+  // The sizes rows are laid out in: the model's local_config() (this rank's heads and units).
   const ModelConfig& config() const { return *cfg_; }
   // Row `run` of hook `kind` at `layer`: the run's value over all T positions.
   const float* row(HookKind kind, int layer, int run) const;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -112,7 +113,8 @@ void SweepRunner::compute_means() {
     for (size_t k = 0; k < kinds_.size(); ++k)
       for (int L = 0; L < cfg.n_layer; ++L) {
         auto& m = means_[k * cfg.n_layer + L];
-        const int64_t size = hook_row_size(kinds_[k], cfg, grid_T_, grid_T_);
+        // Under tensor parallelism, the mean of this rank's heads or units (local shapes).
+        const int64_t size = hook_row_size(kinds_[k], model_.local_config(), grid_T_, grid_T_);
         m.resize(size, 0.0f);
         for (int r = 0; r < e - b; ++r) {
           const float* x = cache.row(kinds_[k], L, r);
@@ -368,18 +370,23 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
           any = touches(grid_.cells[rows[begin + r].cell], kinds_[k], L, req_.window);
         if (!any) continue;
         const HookKind kind = kinds_[k];
+        // Hook values, caches and means hold this rank's heads and units under tensor
+        // parallelism: a cell is patched by the rank holding it, in local numbering.
         plan.add({kind, L}, [&, kind, L, k](const HookContext& ctx, Tensor& value) {
-          const int64_t size = hook_row_size(kind, cfg, ctx.T - ctx.row_begin, ctx.T);
+          const ModelConfig& local = model_.local_config();
+          const int64_t size = hook_row_size(kind, local, ctx.T - ctx.row_begin, ctx.T);
           for (int r = 0; r < ctx.B; ++r) {
             const auto& inst = blk.instances[rows[begin + r].instance];
             PatchCell cell = positions_.in_pair(grid_.cells[rows[begin + r].cell], blk.begin + inst.pair);
             if (!touches(cell, kind, L, req_.window)) continue;
             cell.layer = L;
+            const std::optional<PatchCell> mine = local_cell(cell, model_.shard(), cfg);
+            if (!mine) continue;
             const float* src = inst.source_run == kZeroSource ? nullptr
                                : inst.source_run == kMeanSource
                                    ? means_[k * cfg.n_layer + L].data()
                                    : blk.source->row(kind, L, inst.source_run);
-            apply_patch(cell, src, value.data + r * size, cfg, ctx.T, ctx.row_begin);
+            apply_patch(*mine, src, value.data + r * size, local, ctx.T, ctx.row_begin);
           }
         });
       }

@@ -9,22 +9,54 @@
 
 namespace causeway {
 
+namespace {
+
+// A double as two floats whose sum is it to about 1e-14: the collectives carry floats, and the
+// noise std must be the same on every rank of a replica and equal to one rank's.
+void split(double x, float* out) {
+  out[0] = static_cast<float>(x);
+  out[1] = static_cast<float>(x - out[0]);
+}
+
+}  // namespace
+
 double embedding_noise_std(const TransformerModel& model) {
   // The table may be held as bf16/f16 words (Weight::data null): widen it a tile at a time.
+  // A tensor-parallel rank holds a block of vocabulary rows (V, C); the last block's padding
+  // rows past V are not the model's.
   const WeightMatrix W = model.weights().W_E.matrix();
-  const int64_t n = W.in * W.out;
+  const TensorShard& shard = model.shard();
+  const int64_t C = model.config().n_embd;
+  const int64_t n = shard.sharded()
+                        ? C * std::clamp<int64_t>(model.config().vocab_size - shard.vocab_begin, 0,
+                                                  shard.vocab_rows)
+                        : W.in * W.out;
   const size_t word = W.dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t);
   constexpr int64_t kTile = 4096;
   std::vector<float> tile(kTile);
-  double sum = 0.0, sq = 0.0;
+  double sum = 0.0, sq = 0.0, count = static_cast<double>(n);
   for (int64_t i = 0; i < n; i += kTile) {
     const int64_t m = std::min(kTile, n - i);
     cpu::widen_to_f32(tile.data(), static_cast<const char*>(W.data) + i * word, W.dtype, m);
     for (int64_t j = 0; j < m; ++j) sum += tile[j], sq += static_cast<double>(tile[j]) * tile[j];
   }
-  const double mu = sum / n;
+  if (const Collectives* tp = model.tp(); tp && shard.sharded()) {
+    // Every rank's (sum, sq, count), added in rank order on each rank: the same bits everywhere.
+    float mine[6];
+    split(sum, mine), split(sq, mine + 2), split(count, mine + 4);
+    std::vector<float> all(static_cast<size_t>(6 * tp->size()));
+    tp->allgather(mine, 6, all.data());
+    sum = sq = count = 0.0;
+    for (int r = 0; r < tp->size(); ++r) {
+      const float* p = all.data() + 6 * r;
+      sum += static_cast<double>(p[0]) + p[1];
+      sq += static_cast<double>(p[2]) + p[3];
+      count += static_cast<double>(p[4]) + p[5];
+    }
+  }
+  const double mu = sum / count;
   return std::abs(static_cast<double>(model.config().embedding_scale)) *
-         std::sqrt(std::max(0.0, sq / n - mu * mu));
+         std::sqrt(std::max(0.0, sq / count - mu * mu));
 }
 
 }  // namespace causeway

@@ -74,5 +74,39 @@ TEST(TensorShard, RefusesSizesThatDoNotFit) {
   EXPECT_EQ(message(4), "config.json: tp: 4 does not divide the MLP width 8190");
 }
 
+// The split axis comes from the hook layout table: a "head" axis of query or key/value heads,
+// a "neuron" axis of MLP units; everything else is whole on every rank.
+TEST(TensorShard, ShardAxisOfEachHookKind) {
+  const ModelConfig c = llama_1b_shape();
+  for (HookKind k : {HookKind::Q, HookKind::Z, HookKind::Result, HookKind::AttnScores,
+                     HookKind::Pattern, HookKind::RotQ, HookKind::QNormScale, HookKind::QNormNormalized})
+    EXPECT_EQ(shard_axis(k, c), ShardAxis::QueryHeads) << HookPoint{k, 0}.name();
+  for (HookKind k : {HookKind::K, HookKind::V, HookKind::RotK, HookKind::KNormScale,
+                     HookKind::KNormNormalized})
+    EXPECT_EQ(shard_axis(k, c), ShardAxis::KvHeads) << HookPoint{k, 0}.name();
+  for (HookKind k : {HookKind::MlpPre, HookKind::MlpPost, HookKind::MlpPreLinear})
+    EXPECT_EQ(shard_axis(k, c), ShardAxis::MlpUnits) << HookPoint{k, 0}.name();
+  for (HookKind k : {HookKind::Embed, HookKind::ResidPre, HookKind::Ln1Scale, HookKind::Ln1Normalized,
+                     HookKind::AttnOut, HookKind::ResidMid, HookKind::MlpOut, HookKind::ResidPost,
+                     HookKind::LnFinalScale})
+    EXPECT_EQ(shard_axis(k, c), ShardAxis::None) << HookPoint{k, 0}.name();
+}
+
+TEST(TensorShard, BlockOfEachAxis) {
+  const ModelConfig c = llama_1b_shape();
+  const TensorShard s = TensorShard::make(c, 2, 4, "config.json");
+  EXPECT_EQ(shard_block(s, ShardAxis::QueryHeads, c).begin, 16);
+  EXPECT_EQ(shard_block(s, ShardAxis::QueryHeads, c).count, 8);
+  EXPECT_EQ(shard_block(s, ShardAxis::KvHeads, c).begin, 4);
+  EXPECT_EQ(shard_block(s, ShardAxis::KvHeads, c).count, 2);
+  EXPECT_EQ(shard_block(s, ShardAxis::MlpUnits, c).begin, 4096);
+  EXPECT_TRUE(shard_block(s, ShardAxis::MlpUnits, c).holds(6143));
+  EXPECT_FALSE(shard_block(s, ShardAxis::MlpUnits, c).holds(6144));
+  // Not sharded: the whole axis.
+  const ShardBlock whole = shard_block(TensorShard{}, ShardAxis::KvHeads, c);
+  EXPECT_EQ(whole.begin, 0);
+  EXPECT_EQ(whole.count, 8);
+}
+
 }  // namespace
 }  // namespace causeway
