@@ -19,6 +19,7 @@
 #include <numeric>
 #include <thread>
 
+#include "cli/circuit_step.h"
 #include "cli/commands.h"
 #include "cli/dry_run.h"
 #include "cli/fault_hooks.h"
@@ -102,7 +103,33 @@ void mask_past_length(float* v, const std::vector<int64_t>& shape, const std::ve
   }
 }
 
+// Attributes of an edge experiment (kind edges or path_patching).
+std::map<std::string, AttributeValue> edge_attributes(const ExperimentConfig& e) {
+  const EdgeSweepRequest& q = e.edges;
+  std::map<std::string, AttributeValue> a = {
+      {"kind", e.kind},
+      {"method", edge_method_name(q.method)},
+      {"metric", metric_name(e.request.metric)},
+      {"mean_definition", mean_definition(e.request.metric)},
+      {"direction", q.direction == Direction::Denoising ? "denoising" : "noising"},
+      {"corruption", "dataset"},
+  };
+  if (q.method == EdgeSweepMethod::EapIgInputs || q.method == EdgeSweepMethod::EapIgActivations)
+    a["steps"] = static_cast<int64_t>(q.steps);
+  if (q.method == EdgeSweepMethod::PathPatching) a["freeze"] = q.freeze == PathFreeze::All ? "all" : "heads";
+  if (q.heads_grid) {
+    std::string names;
+    for (const std::string& r : e.receivers) names += (names.empty() ? "" : ", ") + r;
+    a["receivers"] = names;
+  } else {
+    a["effect"] = "change of the metric from the target run when the edge is patched (measured "
+                  "or estimated); 0 where the sender does not come before the receiver";
+  }
+  return a;
+}
+
 std::map<std::string, AttributeValue> attributes_of(const ExperimentConfig& e, const RunConfig& c) {
+  if (e.is_edge_kind()) return edge_attributes(e);
   const SweepRequest& r = e.request;
   std::map<std::string, AttributeValue> a = {
       {"kind", e.kind},
@@ -143,7 +170,8 @@ std::string cell_label(const std::vector<GridAxis>& axes, int64_t flat) {
     const std::string part = a.labels.empty()        ? a.name + " " + std::to_string(i)
                              : a.name.ends_with("pos") ? a.name + " " + a.labels[i]
                                                        : a.labels[i];
-    s = part + (s.empty() ? "" : ", " + s);
+    // An edge reads as its name, "sender->receiver".
+    s = part + (s.empty() ? "" : (a.name == "sender" ? "->" : ", ") + s);
   }
   return s;
 }
@@ -159,6 +187,7 @@ bool targets_clean_run(const ExperimentConfig& e) {
 // otherwise; every other metric's mean is the average of the target's own baseline.
 double no_effect_value(const ExperimentConfig& e, const std::vector<double>& clean_metric,
                        const std::vector<double>& corrupted_metric) {
+  if (e.kind == "edges") return 0.0;  // edge cells hold changes of the metric
   const bool target_clean = targets_clean_run(e);
   if (e.request.metric == MetricKind::Normalized) return target_clean ? 1.0 : 0.0;
   const auto& v = target_clean ? clean_metric : corrupted_metric;
@@ -219,9 +248,10 @@ void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
   if (e.request.metric == MetricKind::Normalized)
     baselines += " (logit_diff: clean " + fixed3(avg(b.clean_ld)) + ", " + other + " " +
                  fixed3(avg(b.corrupted_ld)) + ")";
+  const std::string what = e.is_edge_kind() ? edge_method_name(e.edges.method) : e.request.spec.name();
   std::printf("\n%s (%s, %s, %s): %s; ranked by |mean - no effect| where no effect = %.3f\n",
-              e.name.c_str(), e.kind.c_str(), e.request.spec.name().c_str(), metric.c_str(),
-              baselines.c_str(), reference);
+              e.name.c_str(), e.kind.c_str(), what.c_str(), metric.c_str(), baselines.c_str(),
+              reference);
   for (int64_t c : strongest(mean, reference, k))
     std::printf("  %-36s %+.4f\n", cell_label(axes, c).c_str(), mean[c]);
 }
@@ -315,8 +345,13 @@ void set_up(Job& job, const RunOptions& o) {
   const int per_item = std::min(c.pairs_per_item, std::max(P, 1));
   std::vector<ExperimentShape> shapes;
   for (const ExperimentConfig& e : c.experiments) {
-    const SweepGrid grid = grid_for(e.request.spec, mc, job.data, c.path.string(),
-                                    "experiment[" + std::to_string(job.layouts.size()) + "].positions");
+    const SweepGrid grid =
+        e.is_edge_kind()
+            ? edge_sweep_grid(e.edges, mc)
+            : grid_for(e.request.spec, mc, job.data, c.path.string(),
+                       "experiment[" + std::to_string(job.layouts.size()) + "].positions");
+    // Edge methods compute a pair block's whole grid at once: one item per pair block.
+    const int lead_per_item = e.is_edge_kind() ? grid.axes.front().size : 1;
     // More cells to verify than the grid has would silently verify fewer.
     if (e.verify_top > static_cast<int64_t>(grid.cells.size()))
       throw InputError(c.path.string(), "experiment[" + std::to_string(job.layouts.size()) + "].verify_top",
@@ -330,10 +365,11 @@ void set_up(Job& job, const RunOptions& o) {
     l.axes = grid.axes;
     l.n_pairs = P;
     l.pairs_per_item = per_item;
-    l.lead_per_item = 1;
+    l.lead_per_item = lead_per_item;
     job.layouts.push_back(l);
     job.grids.push_back(grid);
-    shapes.push_back({e.name, P, grid.axes.front().size, static_cast<int64_t>(grid.cells.size())});
+    shapes.push_back({e.name, P, grid.axes.front().size, static_cast<int64_t>(grid.cells.size()),
+                      lead_per_item});
   }
   for (const std::string& h : c.cache_hooks) {
     const HookPoint hp = HookPoint::parse(h, mc, c.path.string() + ": output.cache");
@@ -499,6 +535,12 @@ void cache_activations(Job& job, const WorkItem& item, ResultWriter& writer) {
 
 std::unique_ptr<SweepEngine> make_engine(Job& job, int e) {
   const ExperimentConfig& x = job.cfg.experiments[e];
+  if (x.is_edge_kind()) {
+    EdgeSweepRequest q = x.edges;
+    const CircuitGraph graph(job.model->config());
+    for (const std::string& r : x.receivers) q.receivers.push_back(graph.find_receiver(r));
+    return std::make_unique<EdgeSweep>(*job.model, job.data, q);
+  }
   if (x.kind == "attribution")
     return std::make_unique<AttributionRunner>(*job.model, job.data, x.request, x.attribution);
   return std::make_unique<SweepRunner>(*job.model, job.data, x.request);
@@ -738,6 +780,14 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
                       "baseline (kept by allow_nonfinite; means skip NaN)\n",
                       x.name.c_str(), static_cast<long long>(bad.cells), static_cast<long long>(bad.baselines));
         });
+      if (x.kind == "edges") {  // which cells are edges, for analysis tools
+        const CircuitGraph graph(job.model->config());
+        std::vector<int32_t> mask;
+        for (int s = 0; s < graph.n_senders(); ++s)
+          for (int r = 0; r < graph.n_receivers(); ++r) mask.push_back(graph.has_edge(s, r));
+        if (!store.file().exists(g + "/edge_mask"))
+          store.file().write_ints(g + "/edge_mask", mask.data(), {graph.n_senders(), graph.n_receivers()});
+      }
       if (x.kind == "attribution" && x.verify_top > 0) {
         const std::string line = verify(job, e, store, mean, reference);
         summary.push_back([line] { std::fputs(line.c_str(), stdout); });
@@ -746,6 +796,9 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
         print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
       });
     }
+    // Circuits last: they may read the experiments' means.
+    for (const std::string& line : write_circuits(*job.model, job.data, c, store, !o.quiet))
+      summary.push_back([line] { std::printf("\n%s\n", line.c_str()); });
     store.close();
     release_reserve(c.output);
   } catch (const IoError& err) {

@@ -61,6 +61,77 @@ void parse_positions(Table& x, SweepSpec& spec) {
   }
 }
 
+// kind = "edges" (a [sender, receiver] grid) or "path_patching" (a [layer, head] grid of
+// sender heads into `receivers`); the metric is the logit difference.
+ExperimentConfig parse_edge_experiment(ExperimentConfig e, Table& x, const std::string& file,
+                                       int index) {
+  const std::string where = "experiment[" + std::to_string(index) + "].";
+  EdgeSweepRequest& q = e.edges;
+  q.heads_grid = e.kind == "path_patching";
+  if (x.raw("sweep")) x.fail("sweep", "kind = \"" + e.kind + "\" has its own grid; remove sweep");
+  q.method = q.heads_grid ? EdgeSweepMethod::PathPatching
+                          : parse_edge_method(x.require_string("method"), file, where + "method");
+  if (q.heads_grid && x.raw("method"))
+    x.fail("method", "kind = \"path_patching\" is one method; remove method");
+  q.direction = choose<Direction>(x, "direction", "noising",
+                                  {{"denoising", Direction::Denoising}, {"noising", Direction::Noising}});
+  e.request.direction = q.direction;
+  e.request.metric = parse_metric(x.get_or<std::string>("metric", "logit_diff"), file, where + "metric");
+  if (e.request.metric != MetricKind::LogitDiff)
+    x.fail("metric", "edge methods measure the logit difference; remove metric or use \"logit_diff\"");
+  const bool ig = q.method == EdgeSweepMethod::EapIgInputs || q.method == EdgeSweepMethod::EapIgActivations;
+  if (x.raw("steps") && !ig) x.fail("steps", "only EAP-IG (eap_ig_inputs, eap_ig_activations) has steps");
+  q.steps = static_cast<int>(x.integer("steps", 5, 1, 1000));
+  const bool paths = q.method == EdgeSweepMethod::PathPatching;
+  if (x.raw("freeze") && !paths) x.fail("freeze", "only path patching freezes components");
+  q.freeze = choose<PathFreeze>(x, "freeze", "heads", {{"heads", PathFreeze::Heads}, {"all", PathFreeze::All}});
+  q.max_rows = static_cast<int>(x.integer("batch_rows", 64, 1, kIntMax));
+  if (q.heads_grid) {
+    const toml::node* n = x.raw("receivers");
+    const toml::array* a = n ? n->as_array() : nullptr;
+    if (!a || a->empty())
+      x.fail("receivers", "path patching needs receivers = [\"Resid End\", \"A1.0.Q\", \"MLP 1\", ...]");
+    for (const toml::node& r : *a) {
+      auto name = r.value_exact<std::string>();
+      if (!name) x.fail("receivers", "must be an array of receiver names");
+      e.receivers.push_back(*name);
+    }
+  } else if (x.raw("receivers")) {
+    x.fail("receivers", "kind = \"edges\" scores every edge; receivers are for kind = \"path_patching\"");
+  }
+  x.reject_unknown();
+  return e;
+}
+
+CircuitConfig parse_circuit(const toml::table& t, const std::string& file, int index) {
+  CircuitConfig c;
+  Table x(&t, file, "circuit[" + std::to_string(index) + "]");
+  c.name = x.require_string("name");
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..")
+    x.fail("name", "must be non-empty and contain no '/'");
+  c.method = choose<std::string>(x, "method", "acdc", {{"acdc", "acdc"}, {"top", "top"}});
+  if (c.method == "top") {
+    c.experiment = x.require_string("experiment");
+    c.size = x.integer("size", 0, 1, std::numeric_limits<int64_t>::max());
+    if (!x.raw("size")) x.fail("size", "method = \"top\" keeps the size best edges; give size");
+  } else {
+    c.acdc.threshold = x.get_or<double>("threshold", 0.01);
+    if (!(std::isfinite(c.acdc.threshold) && c.acdc.threshold >= 0))
+      x.fail("threshold", "must be a finite number >= 0");
+    c.acdc.metric = choose<AcdcMetric>(x, "metric", "kl", {{"kl", AcdcMetric::Kl}, {"logit_diff", AcdcMetric::LogitDiff}});
+    c.acdc.max_rows = static_cast<int>(x.integer("batch_rows", 64, 1, kIntMax));
+  }
+  for (const char* key : {"experiment", "size"})
+    if (c.method != "top" && x.raw(key)) x.fail(key, "only method = \"top\" reads a ranking");
+  for (const char* key : {"threshold", "metric", "batch_rows"})
+    if (c.method != "acdc" && x.raw(key)) x.fail(key, "only method = \"acdc\" has this key");
+  c.ablation = choose<EdgeAblation>(x, "ablation", "corrupted",
+                                    {{"corrupted", EdgeAblation::Corrupted}, {"mean", EdgeAblation::Mean}});
+  c.pairs = static_cast<int>(x.integer("pairs", 0, 1, kIntMax));
+  x.reject_unknown();
+  return c;
+}
+
 ExperimentConfig parse_experiment(const toml::table& t, const std::string& file, int index) {
   ExperimentConfig e;
   Table x(&t, file, "experiment[" + std::to_string(index) + "]");
@@ -74,7 +145,9 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
   SweepRequest& r = e.request;
   e.kind = choose<std::string>(x, "kind", "activation",
                                {{"activation", "activation"}, {"attribution", "attribution"},
-                                {"ablation", "ablation"}, {"noise", "noise"}});
+                                {"ablation", "ablation"}, {"noise", "noise"}, {"edges", "edges"},
+                                {"path_patching", "path_patching"}});
+  if (e.is_edge_kind()) return parse_edge_experiment(std::move(e), x, file, index);
   r.spec.kind = SweepSpec::parse_kind(x.require_string("sweep"), file,
                                       "experiment[" + std::to_string(index) + "].sweep");
   parse_positions(x, r.spec);
@@ -224,8 +297,28 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
       throw InputError(file, "experiment[" + std::to_string(i) + "].name",
                        "'" + c.experiments.back().name + "' is used twice");
   }
+  if (const toml::node* cn = root.get("circuit")) {
+    const toml::array* ca = cn->as_array();
+    if (!ca) throw InputError(file, "[[circuit]]", "must be an array of tables ([[circuit]])");
+    std::set<std::string> circuit_names;
+    for (size_t i = 0; i < ca->size(); ++i) {
+      const toml::table* t = (*ca)[i].as_table();
+      if (!t) throw InputError(file, "circuit[" + std::to_string(i) + "]", "must be a table");
+      c.circuits.push_back(parse_circuit(*t, file, static_cast<int>(i)));
+      const CircuitConfig& cc = c.circuits.back();
+      if (!circuit_names.insert(cc.name).second)
+        throw InputError(file, "circuit[" + std::to_string(i) + "].name", "'" + cc.name + "' is used twice");
+      if (cc.method != "top") continue;
+      const auto ranked = std::find_if(c.experiments.begin(), c.experiments.end(),
+                                       [&](const ExperimentConfig& e) { return e.name == cc.experiment; });
+      if (ranked == c.experiments.end() || ranked->kind != "edges")
+        throw InputError(file, "circuit[" + std::to_string(i) + "].experiment",
+                         "'" + cc.experiment + "' is not an experiment of kind = \"edges\" in this file");
+    }
+  }
   for (const auto& [k, v] : root)
-    if (k != "model" && k != "data" && k != "output" && k != "experiment" && k != "parallel")
+    if (k != "model" && k != "data" && k != "output" && k != "experiment" && k != "parallel" &&
+        k != "circuit")
       throw InputError(file, std::string(k.str()), "unknown table");
   return c;
 }

@@ -7,6 +7,12 @@
 //   [[experiment]] name, kind = activation|attribution|ablation|noise, sweep, positions = each|all,
 //                  direction = denoising|noising, metric, ablation = zero|mean|resample,
 //                  qk_fix, grad_drop, verify_top (attribution), ...
+//                  kind = edges: method = eap|eap_ig_inputs|eap_ig_activations|edge_patching|
+//                  path_patching, steps, freeze = heads|all, direction (default noising);
+//                  kind = path_patching: receivers = ["Resid End", "A1.0.Q", ...], freeze
+//   [[circuit]]   name, method = acdc|top, threshold, metric = kl|logit_diff (acdc),
+//                  experiment, size (top: the edge experiment whose mean ranks the edges),
+//                  ablation = corrupted|mean, pairs (at most this many, from the first)
 #pragma once
 
 #include <filesystem>
@@ -17,7 +23,9 @@
 #include "data/ioi.h"
 #include "data/prompt_pairs.h"
 #include "model/model_config.h"
+#include "patching/acdc.h"
 #include "patching/attribution.h"
+#include "patching/edge_sweep.h"
 #include "patching/sweep.h"
 
 namespace causeway {
@@ -29,6 +37,21 @@ struct ExperimentConfig {
   std::string ablation;  // zero | mean | resample (ablation only)
   AttributionOptions attribution;  // attribution only
   int verify_top = 0;    // attribution: activation-patch this many top cells to check it
+  EdgeSweepRequest edges;              // kinds edges and path_patching (receivers resolved
+  std::vector<std::string> receivers;  // from these names against the model)
+  bool is_edge_kind() const { return kind == "edges" || kind == "path_patching"; }
+};
+
+// A circuit found after the experiments, written to /circuits/<name> with its faithfulness
+// curve (patching/acdc.h, patching/circuit_eval.h).
+struct CircuitConfig {
+  std::string name;
+  std::string method;      // acdc | top
+  std::string experiment;  // top: the kind = "edges" experiment whose |mean| ranks the edges
+  int64_t size = 0;        // top: edges kept
+  AcdcRequest acdc;        // acdc: threshold, metric, batch_rows
+  EdgeAblation ablation = EdgeAblation::Corrupted;
+  int pairs = 0;           // the first this many pairs (0: all)
 };
 
 struct RunConfig {
@@ -48,6 +71,7 @@ struct RunConfig {
   std::string schedule = "static";
   int pairs_per_item = 32;
   std::vector<ExperimentConfig> experiments;
+  std::vector<CircuitConfig> circuits;
 
   // Everything the file alone decides is checked here (types, ranges, combinations).
   static RunConfig load(const std::filesystem::path& path);
@@ -57,6 +81,8 @@ struct RunConfig {
   // ablations against the pairs, cache hook names. InputError naming the file, experiment and
   // key; every rank calls it before the result file is laid out.
   void check_against(const ModelConfig& model, const PairDataset& data) const;
+  // The part of check_against for edge experiments and circuits.
+  void check_edges(const ModelConfig& model, const PairDataset& data) const;
 };
 
 // What differs between two config texts, one line per key ("experiment[0].sweep: 'a' in the

@@ -6,6 +6,7 @@
 #include "cli/run_config.h"
 #include "core/error.h"
 #include "model/hooks.h"
+#include "patching/circuit_graph.h"
 
 namespace causeway {
 
@@ -33,9 +34,47 @@ void check_position(const std::string& file, const std::string& key, int pos, co
 
 }  // namespace
 
+void RunConfig::check_edges(const ModelConfig& model, const PairDataset& data) const {
+  const std::string file = path.string();
+  const bool any = !circuits.empty() ||
+                   std::any_of(experiments.begin(), experiments.end(),
+                               [](const ExperimentConfig& e) { return e.is_edge_kind(); });
+  if (!any) return;
+  // Edge forwards do not shard yet.
+  if (tp > 1)
+    throw InputError(file, "parallel.tp",
+                     std::to_string(tp) + ": edge experiments and circuits run with tp = 1; split "
+                     "their pairs over data-parallel ranks instead");
+  const CircuitGraph graph(model);
+  for (size_t i = 0; i < experiments.size(); ++i)
+    for (const std::string& name : experiments[i].receivers)
+      if (graph.find_receiver(name) < 0)
+        throw InputError(file, "experiment[" + std::to_string(i) + "].receivers",
+                         "'" + name + "' is not a receiver of this model (receivers are \"A{layer}.{head}.Q\", "
+                         "\"A{layer}.{kv head}.K\" / \".V\", \"MLP {layer}\" and \"Resid End\", layers 0.." +
+                             std::to_string(model.n_layer - 1) + ", heads 0.." + std::to_string(model.n_head - 1) + ")");
+  for (size_t i = 0; i < circuits.size(); ++i) {
+    const CircuitConfig& c = circuits[i];
+    const std::string where = "circuit[" + std::to_string(i) + "].";
+    if (c.pairs > static_cast<int>(data.pairs.size()))
+      throw InputError(file, where + "pairs",
+                       std::to_string(c.pairs) + " pairs asked, but " + data.source + " has " +
+                           std::to_string(data.pairs.size()));
+    if (c.ablation == EdgeAblation::Mean)
+      for (const PromptPair& p : data.pairs)
+        if (p.clean.size() != data.pairs.front().clean.size())
+          throw InputError(file, where + "ablation",
+                           "mean ablation of edges averages position by position, so every prompt "
+                           "needs one length; " + pair_name(data, p) + " has " +
+                               std::to_string(p.clean.size()) + " tokens, the first pair " +
+                               std::to_string(data.pairs.front().clean.size()));
+  }
+}
+
 void RunConfig::check_against(const ModelConfig& model, const PairDataset& data) const {
   const std::string file = path.string();
   if (data.pairs.empty()) throw InputError(data.source, "", "no prompt pairs");
+  check_edges(model, data);
   for (size_t i = 0; i < experiments.size(); ++i) {
     const ExperimentConfig& e = experiments[i];
     const SweepRequest& r = e.request;

@@ -22,6 +22,7 @@ struct ExperimentShape {
   int n_pairs = 0;
   int lead = 1;            // size of the grid's leading axis
   int64_t cells = 1;       // all cells of the grid
+  int lead_per_item = 0;   // slab height of this experiment's items; 0: the plan's
 };
 
 class WorkPlan {

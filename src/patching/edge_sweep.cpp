@@ -37,8 +37,14 @@ std::string edge_method_name(EdgeSweepMethod m) {
   return "?";
 }
 
-SweepGrid EdgeSweep::edge_grid(const CircuitGraph& g) {
+SweepGrid edge_sweep_grid(const EdgeSweepRequest& req, const ModelConfig& cfg) {
   SweepGrid grid;
+  if (req.heads_grid) {
+    grid.axes = {{"layer", cfg.n_layer, {}}, {"head", cfg.n_head, {}}};
+    grid.cells.resize(static_cast<size_t>(cfg.n_layer) * cfg.n_head);
+    return grid;
+  }
+  const CircuitGraph g(cfg);
   GridAxis senders{"sender", g.n_senders(), {}}, receivers{"receiver", g.n_receivers(), {}};
   for (const GraphSender& s : g.senders()) senders.labels.push_back(s.name);
   for (const GraphReceiver& r : g.receivers()) receivers.labels.push_back(r.name);
@@ -50,13 +56,8 @@ SweepGrid EdgeSweep::edge_grid(const CircuitGraph& g) {
 }
 
 EdgeSweep::EdgeSweep(TransformerModel& model, const PairDataset& data, EdgeSweepRequest request)
-    : model_(model), data_(data), req_(std::move(request)), graph_(model.config()) {
-  if (req_.heads_grid) {
-    grid_.axes = {{"layer", graph_.n_layer(), {}}, {"head", graph_.n_head(), {}}};
-    grid_.cells.resize(static_cast<size_t>(graph_.n_layer()) * graph_.n_head());
-  } else {
-    grid_ = edge_grid(graph_);
-  }
+    : model_(model), data_(data), req_(std::move(request)), graph_(model.config()),
+      grid_(edge_sweep_grid(req_, model.config())) {
   runner_ = std::make_unique<EdgeRunner>(model_, graph_);
 }
 

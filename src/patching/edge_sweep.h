@@ -38,6 +38,9 @@ EdgeSweepMethod parse_edge_method(const std::string& name, const std::string& so
                                   const std::string& field);
 std::string edge_method_name(EdgeSweepMethod m);
 
+// The grid of a request on a model: [sender, receiver] with the graph's names, or [layer, head].
+SweepGrid edge_sweep_grid(const EdgeSweepRequest& request, const ModelConfig& cfg);
+
 class EdgeSweep final : public SweepEngine {
  public:
   EdgeSweep(TransformerModel& model, const PairDataset& data, EdgeSweepRequest request);
@@ -47,9 +50,6 @@ class EdgeSweep final : public SweepEngine {
   const CircuitGraph& graph() const { return graph_; }
   void run_block(int pair_begin, int pair_end, int cell_begin, int cell_end, float* effect,
                  SweepBaselines& baselines, const SweepProgress& progress = nullptr) override;
-
-  // The [sender, receiver] grid of `graph` (labels: names), for the result file's layout.
-  static SweepGrid edge_grid(const CircuitGraph& graph);
 
  private:
   void compute(int pair_begin, int pair_end, const SweepProgress& progress);
