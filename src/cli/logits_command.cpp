@@ -16,6 +16,7 @@
 #include "core/utf8.h"
 #include "io/hdf5_file.h"
 #include "io/output_lock.h"
+#include "model/hook_gather.h"
 #include "model/model_weights.h"
 #include "model/tokenizer.h"
 #include "model/transformer_model.h"
@@ -113,8 +114,6 @@ int run_logits(const LogitsOptions& o) {
   std::unique_ptr<Collectives> tp;
   Topology topo;
   if (o.tp > 1) {
-    if (!o.cache.empty())
-      throw InputError("--cache", "", "saving hooks of a sharded model (--tp > 1) is not supported yet");
     topo = Topology::make(world, o.tp, ModelConfig::from_json_file(dir / "config.json").n_head, "--tp");
     tp = make_mpi_collectives(topo.tp_comm);
   }
@@ -146,6 +145,12 @@ int run_logits(const LogitsOptions& o) {
   for (HookPoint p : cached) plan.cache(p);
 
   const Tensor logits = model.forward(batch, plan, LogitRows::All);
+  // Hooks a tensor-parallel rank holds a block of (heads, MLP units) are gathered into the
+  // model's whole tensor: a collective, so every rank takes part before the writer goes on.
+  std::vector<std::vector<float>> gathered(tp ? cached.size() : 0);
+  for (size_t i = 0; i < gathered.size(); ++i)
+    gather_hook(cached[i].kind, model.config(), model.shard(), tp.get(),
+                plan.activations().at(cached[i]), batch.B, batch.T, gathered[i]);
   if (!writer) return 0;
   const int T = batch.T, V = model.config().vocab_size;
   const float* last = logits.data + static_cast<int64_t>(T - 1) * V;
@@ -190,10 +195,11 @@ int run_logits(const LogitsOptions& o) {
       for (int32_t id : ids) strs.push_back(escape_invalid_utf8(tok->token_text(id)));
       f.write_strings("token_strings", strs);
     }
-    for (HookPoint p : cached) {
-      const Tensor& t = plan.activations().at(p);
-      std::vector<int64_t> shape(t.shape.dims.begin() + 1, t.shape.dims.begin() + t.shape.rank);
-      f.write_floats(p.name(), t.data, shape);
+    for (size_t i = 0; i < cached.size(); ++i) {
+      const HookPoint p = cached[i];
+      const Shape whole = p.shape(model.config(), batch.B, batch.T);
+      std::vector<int64_t> shape(whole.dims.begin() + 1, whole.dims.begin() + whole.rank);
+      f.write_floats(p.name(), tp ? gathered[i].data() : plan.activations().at(p).data, shape);
     }
     f.set_attribute("/", "model", dir.string());
     f.set_attribute("/", "causeway_version", CAUSEWAY_VERSION);

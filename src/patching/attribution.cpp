@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "backend/ops_linear.h"
 #include "core/error.h"
@@ -117,11 +118,15 @@ void AttributionRunner::prepare(Block& blk, int pair_begin, int pair_end) {
   // The metric's gradient at ln_final's output (what backward takes): the W_U rows of the
   // answers minus the wrongs, averaged, each times its cap slope. The rows are read through
   // the embedding op, which widens a bf16 / f16 W_U.
+  // Under tensor parallelism each rank adds the rows of its vocabulary block and the seed is
+  // their sum over the group (vocabulary-parallel unembedding backwards).
   const int C = cfg.n_embd;
   std::vector<float> seed(static_cast<size_t>(blk.P) * blk.T * C, 0.0f), unembed(C);
   const WeightMatrix W_U = model_.weights().W_U.matrix();
+  const TensorShard& shard = model_.shard();
   auto add_row = [&](float* dst, int token, float slope, float n, float sign) {
-    const int32_t id = token;
+    const int32_t id = token - shard.vocab_begin;
+    if (shard.sharded() && (id < 0 || id >= shard.vocab_rows)) return;
     cpu::embedding_forward(unembed.data(), &id, W_U, 1, 1.0f);
     for (int i = 0; i < C; ++i) dst[i] += sign * (slope * unembed[i] / n);
   };
@@ -132,6 +137,7 @@ void AttributionRunner::prepare(Block& blk, int pair_begin, int pair_end) {
     for (size_t j = 0; j < pair.answers.size(); ++j) add_row(row, pair.answers[j], answer_slope[p][j], na, 1.0f);
     for (size_t j = 0; j < pair.wrongs.size(); ++j) add_row(row, pair.wrongs[j], wrong_slope[p][j], nw, -1.0f);
   }
+  if (model_.tp()) model_.tp()->allreduce_sum(seed.data(), static_cast<int64_t>(seed.size()));
   BackwardRequest br;
   for (int L = 0; L < cfg.n_layer; ++L) {
     for (HookKind k : kinds_) br.hooks.push_back({k, L});
@@ -206,6 +212,22 @@ bool cell_in_hook(const PatchCell& cell, const ModelConfig& cfg) {
   return g.head_major || cell.head < g.heads;
 }
 
+// The part of a cell's estimate a tensor-parallel rank adds (the replica's estimate is the sum
+// over its ranks), as this rank's hook values index it: its own heads or units of a sharded
+// hook; a whole hook's cell on rank 0 only. A key/value head replicated over several ranks has
+// its whole gradient on each holder (the backward sums it), so its first holder counts it;
+// the q/k fix instead sums each holder's own query heads. nullopt: this rank adds nothing.
+std::optional<PatchCell> rank_part(const PatchCell& cell, bool exact_qk, const ModelConfig& cfg,
+                                   const TensorShard& shard) {
+  if (!shard.sharded()) return cell;
+  const ShardAxis axis = shard_axis(cell.kind, cfg);
+  if (axis == ShardAxis::None) return shard.rank == 0 ? std::optional<PatchCell>(cell) : std::nullopt;
+  const bool first_kv_holder =
+      shard.head_begin == shard.kv_head_begin * (cfg.n_head / cfg.kv_heads());
+  if (axis == ShardAxis::KvHeads && !exact_qk && !first_kv_holder) return std::nullopt;
+  return local_cell(cell, shard, cfg);
+}
+
 }  // namespace
 
 void AttributionRunner::run_block(int pair_begin, int pair_end, int cell_begin, int cell_end,
@@ -219,6 +241,8 @@ void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair
                                  int cell_begin, int cell_end, float* effect,
                                  SweepBaselines& base) {
   const ModelConfig& cfg = model_.config();
+  const ModelConfig& local = model_.local_config();  // this rank's hook shapes
+  const TensorShard& shard = model_.shard();
   if (!block_ || block_->begin != pair_begin || block_->begin + block_->P != pair_end) {
     block_ = std::make_unique<Block>();
     prepare(*block_, pair_begin, pair_end);
@@ -267,26 +291,33 @@ void AttributionRunner::estimate(const SweepGrid& grid, int pair_begin, int pair
     const std::vector<float>* prod = exact_qk ? nullptr : &product(hp);
     const int64_t n = blk.source->plan.activations().at(hp).numel(), row_size = n / blk.P;
     for (int p = 0; p < blk.P; ++p) {
-      const PatchCell cell = in_pair.in_pair(grid.cells[c], pair_begin + p);
+      const PatchCell whole = in_pair.in_pair(grid.cells[c], pair_begin + p);
       const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
-      if (cell.pos >= length || !cell_in_hook(cell, cfg)) continue;
+      if (whole.pos >= length || !cell_in_hook(whole, cfg)) continue;
+      const std::optional<PatchCell> part = rank_part(whole, exact_qk, cfg, shard);
+      if (!part) continue;
+      const PatchCell& cell = *part;
       for (int g = 0; g < passes; ++g) {
         double e;
         if (exact_qk) {
           const auto& a_t = blk.target->plan.activations();
           const auto& a_s = blk.source->plan.activations();
           const HookPoint q{query_hook(cfg), cell.layer}, k{attention_keys_hook(cfg), cell.layer};
-          e = qk_fixed_estimate(cell, p, T, length, cfg, a_t.at(q).data, a_t.at(k).data,
+          e = qk_fixed_estimate(cell, p, T, length, local, a_t.at(q).data, a_t.at(k).data,
                                 a_s.at(q).data, a_s.at(k).data,
                                 a_t.at(HookPoint{HookKind::Pattern, cell.layer}).data,
                                 blk.grads[g].at(HookPoint{HookKind::Pattern, cell.layer}).data);
         } else {
-          e = slice_sum(cell, prod->data() + g * n + p * row_size, cfg, T);
+          e = slice_sum(cell, prod->data() + g * n + p * row_size, local, T);
         }
         est[(static_cast<size_t>(p) * n_cells + (c - cell_begin)) * passes + g] = e;
       }
     }
   }
+  // Every rank's parts -> the whole grid, in double: a normalized metric divides by the
+  // clean - corrupted difference, which would magnify float rounding of the sum.
+  if (const Collectives* tp = model_.tp())
+    tp->allreduce_sum(est.data(), static_cast<int64_t>(est.size()));
   for (int p = 0; p < blk.P; ++p) {
     const int length = static_cast<int>(data_.pairs[pair_begin + p].clean.size());
     for (int c = cell_begin; c < cell_end; ++c) {

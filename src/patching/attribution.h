@@ -7,6 +7,11 @@
 // be bf16 / f16, and the q/k fix remakes scores as the forward does (rot_q / rot_k, scale,
 // soft-cap, sliding window, a kv head read by its group). A cell naming a head its hook lacks
 // (attn_head_every's k / v rows past the key/value heads) patches nothing: estimate 0.
+//
+// Under tensor parallelism (a model loaded over a tp group) every rank of the replica calls
+// run_block / run_all with the same arguments: each estimates the cells of its own heads and
+// units (rank 0 those of whole hooks) and the estimates are summed over the group, so every
+// rank gets the full grid, equal to one rank's within float rounding.
 #pragma once
 
 #include <memory>
