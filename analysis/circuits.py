@@ -2,8 +2,9 @@
 
 A circuit group holds `edges` (names "sender->receiver", most important first), `scores` (the
 method's score of each), and optionally `faithfulness/` (edges kept, metric, recovered, with the
-clean and all-ablated metrics as attributes). Its attributes say how it was found: method,
-threshold (ACDC) or size (top-k), metric, ablation, and the ranking experiment.
+clean and all-ablated metrics as attributes of the curve or of the circuit group). Its
+attributes say how it was found: method, threshold (ACDC) or size (top-k), metric, ablation,
+the ranking experiment, and optionally `recovered`, the fraction the kept edges recover.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ class Circuit:
     uninterpreted: tuple[str, ...] = field(default=())  # members this reader does not use
 
     @property
+    def recovered(self) -> float:
+        """The fraction of the metric the kept edges recover: the curve's point at the circuit's
+        size, else the group's `recovered` attribute (a curve over doubling sizes may skip the
+        circuit's own); NaN when neither is there."""
+        if self.faithfulness is not None:
+            at_size = self.faithfulness.recovered_at(len(self.edges))
+            if not math.isnan(at_size):
+                return at_size
+        return _number(self.values, "recovered")
+
+    @property
     def method(self) -> str:
         return self.attributes.get("method", "unknown")
 
@@ -77,8 +89,9 @@ def _number(values: dict[str, object], key: str) -> float:
         else math.nan
 
 
-def _read_faithfulness(group) -> Faithfulness | str:
-    """The curve, or why it cannot be read."""
+def _read_faithfulness(group, circuit_values: dict[str, object]) -> Faithfulness | str:
+    """The curve, or why it cannot be read. The clean and ablated metrics are the curve's
+    attributes, or the circuit's where the curve has none."""
     if not isinstance(group, h5py.Group):
         return "not a group"
     arrays = []
@@ -90,7 +103,7 @@ def _read_faithfulness(group) -> Faithfulness | str:
     if len({a.size for a in arrays}) != 1:
         return "edges, metric and recovered differ in length"
     edges, metric, recovered = arrays
-    values = typed_attributes_of(group)
+    values = {**circuit_values, **typed_attributes_of(group)}
     return Faithfulness(edges.astype(np.int64), metric.astype(np.float64),
                         recovered.astype(np.float64), _number(values, "clean_metric"),
                         _number(values, "ablated_metric"))
@@ -113,13 +126,14 @@ def read_circuit(name: str, group: h5py.Group) -> Circuit | str:
         used.add("scores")
     faithfulness = None
     uninterpreted = []
+    values = typed_attributes_of(group)
     if FAITHFULNESS in group:
-        curve = _read_faithfulness(group[FAITHFULNESS])
+        curve = _read_faithfulness(group[FAITHFULNESS], values)
         if isinstance(curve, str):
             uninterpreted.append(f"{FAITHFULNESS} ({curve})")
         else:
             faithfulness = curve
         used.add(FAITHFULNESS)
     uninterpreted += sorted(k for k in group.keys() if k not in used)
-    return Circuit(name, attributes_of(group), typed_attributes_of(group), edges, scores,
-                   faithfulness, tuple(uninterpreted))
+    return Circuit(name, attributes_of(group), values, edges, scores, faithfulness,
+                   tuple(uninterpreted))

@@ -33,7 +33,7 @@ def plot_faithfulness(circuits: list[Circuit], path: Path) -> Path | None:
         ax.plot(curve.edges[order], curve.recovered[order], marker="o", markersize=3,
                 linewidth=1.4, color=colour, label=circuit.title)
         size = len(circuit.edges)
-        at_size = curve.recovered_at(size)
+        at_size = circuit.recovered
         if np.isfinite(at_size):
             ax.plot([size], [at_size], marker="*", markersize=12, color=colour,
                     markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
@@ -46,5 +46,5 @@ def plot_faithfulness(circuits: list[Circuit], path: Path) -> Path | None:
     ax.set_ylabel("recovered: (metric - all ablated) / (clean - all ablated)", fontsize=8)
     ax.set_title("Faithfulness: 1 = clean metric, 0 = every edge ablated; "
                  "star: the circuit's size", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     return figures.save(fig, path)

@@ -82,8 +82,9 @@ class Experiment:
 
     @property
     def is_edges(self) -> bool:
-        """An edge experiment: scores over (sender, receiver), axes labelled by node name."""
-        return self.kind == EDGES_KIND
+        """Scores over (sender, receiver) with axes labelled by node name: kind "edges", and
+        path patching over all senders and receivers."""
+        return self.axis_names == EDGE_AXES
 
     @property
     def metric(self) -> str:
@@ -199,7 +200,8 @@ def _read_experiment(name: str, group: h5py.Group,
 
     used = {"mean", "effect", "axes", "baselines"}
     edge_mask = None
-    if as_text(group.attrs.get("kind", "")) == EDGES_KIND and mean.ndim == 2:
+    edge_grid = tuple(a.name for a in axes) == EDGE_AXES
+    if mean.ndim == 2 and (edge_grid or as_text(group.attrs.get("kind", "")) == EDGES_KIND):
         axes = _edge_axes(group, axes, mean.shape)
         edge_mask = _edge_mask(group, mean.shape)
         if edge_mask is not None:

@@ -35,18 +35,20 @@ def format_top(exp: Experiment, k: int) -> str:
 
 
 def faithfulness_summary(circuit: Circuit) -> str:
-    """"6 edges recover 0.873 of the metric (circuit 2.49; clean 3.00, all ablated -1.00)", or
-    "" without a curve point at the circuit's size."""
-    curve = circuit.faithfulness
-    if curve is None:
-        return ""
-    n = len(circuit.edges)
-    recovered = curve.recovered_at(n)
+    """"6 edges recover 0.873 of the metric (circuit 2.49; clean 3.00, all ablated -1.00)";
+    "" when the file says neither the curve's point at the circuit's size nor `recovered`."""
+    recovered = circuit.recovered
     if math.isnan(recovered):
         return ""
-    metric = float(curve.metric[curve.edges == n][0])
-    return (f"{n} edges recover {recovered:.3f} of the metric (circuit {metric:.4g}; clean "
-            f"{curve.clean_metric:.4g}, all ablated {curve.ablated_metric:.4g})")
+    n = len(circuit.edges)
+    text = f"{n} edges recover {recovered:.3f} of the metric"
+    curve = circuit.faithfulness
+    if curve is None:
+        return text
+    at_size = curve.metric[curve.edges == n]
+    metric = f"circuit {float(at_size[0]):.4g}; " if at_size.size else ""
+    return (text + f" ({metric}clean {curve.clean_metric:.4g}, all ablated "
+            f"{curve.ablated_metric:.4g})")
 
 
 def format_circuit(circuit: Circuit, k: int | None = None) -> str:

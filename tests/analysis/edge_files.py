@@ -81,15 +81,21 @@ def _strings(group: h5py.Group, name: str, values) -> h5py.Dataset:
     return group.create_dataset(name, data=list(values), dtype=h5py.string_dtype("utf-8"))
 
 
-def write_edge_experiment(f: h5py.File, name: str, method: str, seed: int = 0) -> None:
+def write_edge_experiment(f: h5py.File, name: str, method: str, seed: int = 0,
+                          kind: str = "edges", scales_under_axes: bool = False) -> None:
+    """With `scales_under_axes`, the names are dimension scales axes/sender and axes/receiver
+    (as causeway's ResultStore writes every grid axis) rather than sender_names and
+    receiver_names in the group, and the edge mask is int32."""
     group = f.create_group(f"experiments/{name}")
-    for key, value in (("kind", "edges"), ("method", method), ("direction", "denoising"),
+    for key, value in (("kind", kind), ("method", method), ("direction", "denoising"),
                        ("metric", "logit_diff")):
         group.attrs[key] = value
     if method.startswith("eap_ig"):
         group.attrs["steps"] = np.int64(5)
-    senders = _strings(group, "sender_names", sender_names())
-    receivers = _strings(group, "receiver_names", receiver_names())
+    prefix = "axes/" if scales_under_axes else ""
+    suffix = "" if scales_under_axes else "_names"
+    senders = _strings(group, f"{prefix}sender{suffix}", sender_names())
+    receivers = _strings(group, f"{prefix}receiver{suffix}", receiver_names())
     senders.make_scale("sender")
     receivers.make_scale("receiver")
     effect = edge_effect(seed)
@@ -101,14 +107,17 @@ def write_edge_experiment(f: h5py.File, name: str, method: str, seed: int = 0) -
             ds.dims[d].label = label
         ds.dims[ds.ndim - 2].attach_scale(senders)
         ds.dims[ds.ndim - 1].attach_scale(receivers)
-    group.create_dataset("edge_mask", data=edge_mask())
+    group.create_dataset("edge_mask", data=edge_mask().astype(np.int32 if scales_under_axes
+                                                              else np.uint8))
     group.create_dataset("done", data=np.ones(2, dtype=np.uint8))
 
 
 def write_circuit(f: h5py.File, name: str, attributes: dict, edges, scores,
                   curve_edges: np.ndarray, rate: float, clean: float = 3.0,
-                  ablated: float = -1.0) -> None:
-    """A circuit whose curve recovers 1 - exp(-edges / rate) of the metric."""
+                  ablated: float = -1.0, metrics_on_group: bool = False) -> None:
+    """A circuit whose curve recovers 1 - exp(-edges / rate) of the metric. With
+    `metrics_on_group`, the clean and ablated metrics and the kept edges' `recovered` are
+    attributes of the circuit group, not the curve (as causeway's circuit step writes them)."""
     group = f.create_group(f"circuits/{name}")
     for key, value in attributes.items():
         group.attrs[key] = value
@@ -120,8 +129,11 @@ def write_circuit(f: h5py.File, name: str, attributes: dict, edges, scores,
     curve.create_dataset("edges", data=curve_edges)
     curve.create_dataset("metric", data=ablated + recovered * (clean - ablated))
     curve.create_dataset("recovered", data=recovered)
-    curve.attrs["clean_metric"] = clean
-    curve.attrs["ablated_metric"] = ablated
+    where = group if metrics_on_group else curve
+    where.attrs["clean_metric"] = clean
+    where.attrs["ablated_metric"] = ablated
+    if metrics_on_group:
+        group.attrs["recovered"] = 1.0 - np.exp(-len(edges) / rate)
 
 
 def write_edges_file(path: Path, circuits: bool = True) -> Path:

@@ -15,7 +15,8 @@ import pytest
 from conftest import REPO_ROOT, assert_not_blank, image_pixels
 from edge_files import (ACDC_EDGES, ACDC_RATE, ACDC_SCORES, EAP_RATE, N_LAYER, SECOND_EDGE,
                         SECOND_MEAN, STRONGEST_EDGE, STRONGEST_MEAN, edge_mask,
-                        receiver_names, sender_names, write_circuit, write_edges_file)
+                        receiver_names, sender_names, write_circuit, write_edge_experiment,
+                        write_edges_file)
 
 from analysis import Axis, load_results
 from analysis.circuit_figure import INPUT_COLOURS, MLP_LIFT, node_layout, plot_circuit
@@ -310,3 +311,34 @@ def test_long_edge_axes_are_ticked_where_each_layer_starts():
     axis = Axis("sender", tuple(range(len(names))), tuple(names))
     starts = layer_starts(axis)
     assert [names[i] for i in starts] == ["Resid Start"] + [f"A{layer}.0" for layer in range(1, 12)]
+
+
+def test_the_layout_causeway_writes_loads_the_same(tmp_path):
+    # Names as dimension scales under axes/, an int32 mask, path patching over every edge, and
+    # a circuit whose curve (doubling sizes) skips its own size, its metrics on the group.
+    path = tmp_path / "causeway_layout.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["schema"] = "causeway-results/1"
+        write_edge_experiment(f, "edges", "eap", scales_under_axes=True)
+        write_edge_experiment(f, "paths", "path_patching", kind="path_patching",
+                              scales_under_axes=True)
+        write_circuit(f, "acdc", {"method": "acdc", "threshold": 0.05}, ACDC_EDGES,
+                      ACDC_SCORES, np.array([0, 1, 2, 4, 8], dtype=np.int32), ACDC_RATE,
+                      metrics_on_group=True)
+    result = load_results(path)
+    for name in ("edges", "paths"):
+        exp = result.experiments[name]
+        assert exp.is_edges and exp.axes[0].labels == tuple(sender_names())
+        assert exp.uninterpreted == ()
+        assert top_cells(exp, 1)[0].label == STRONGEST_EDGE
+    assert np.isnan(result.experiments["paths"].mean[~edge_mask().astype(bool)]).all()
+    circuit = result.circuits["acdc"]
+    assert circuit.faithfulness.clean_metric == 3.0
+    assert circuit.faithfulness.ablated_metric == -1.0
+    assert math.isnan(circuit.faithfulness.recovered_at(len(ACDC_EDGES)))
+    assert circuit.recovered == pytest.approx(1 - math.exp(-6 / ACDC_RATE))
+    done = analysis("top", path, "--circuit", "acdc")
+    recovered = 1 - math.exp(-6 / ACDC_RATE)
+    expected = f"faithfulness: 6 edges recover {recovered:.3f} of the metric (clean 3, all " \
+               "ablated -1)"
+    assert expected in done.stdout
