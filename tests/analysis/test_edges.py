@@ -342,3 +342,18 @@ def test_the_layout_causeway_writes_loads_the_same(tmp_path):
     expected = f"faithfulness: 6 edges recover {recovered:.3f} of the metric (clean 3, all " \
                "ablated -1)"
     assert expected in done.stdout
+
+
+def test_a_circuit_that_kept_no_edge_is_drawn_and_listed(tmp_path):
+    path = write_edges_file(tmp_path / "edges.h5", circuits=False)
+    with h5py.File(path, "r+") as f:
+        write_circuit(f, "empty", {"method": "acdc", "threshold": 10.0}, [], [], np.arange(4),
+                      ACDC_RATE)
+    result = load_results(path)
+    assert result.circuits["empty"].edges == () and result.circuits["empty"].recovered == 0.0
+    report = build_report(result, tmp_path / "report", K)
+    assert report.circuits[0].figure.is_file() and report.faithfulness.is_file()
+    done = analysis("top", path, "--circuit", "empty")
+    assert done.returncode == 0, done.stderr
+    assert "0 edges recover 0.000 of the metric" in done.stdout
+    assert done.stdout.rstrip().endswith("(no edges kept)")
