@@ -313,11 +313,11 @@ void set_up(Job& job, const RunOptions& o) {
   // tp must fit the model: its heads, key/value heads and MLP width.
   TensorShard::make(mc, 0, c.tp, (c.model / "config.json").string());
   for (size_t e = 0; e < c.experiments.size(); ++e)
-    if (c.tp > 1 && c.experiments[e].kind == "attribution")
+    if (c.tp > 1 && c.experiments[e].kind == "attribution" && c.experiments[e].verify_top > 0)
       throw InputError(tp_source, o.tp > 0 ? "" : "parallel.tp",
                        std::to_string(c.tp) + ": experiment '" + c.experiments[e].name +
-                           "' is attribution patching, whose backward pass does not run "
-                           "tensor-parallel yet; run it with tp = 1");
+                           "' verifies attribution with verify_top, which re-runs activation "
+                           "patching on the writing rank alone; verify with tp = 1");
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
                                                         : Tokenizer::from_model_dir(c.model));

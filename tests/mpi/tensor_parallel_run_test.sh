@@ -4,9 +4,10 @@
 # result file of tp = 1 within 1e-5: activation patching of heads (z, k, pattern), the residual
 # stream and MLP neurons, attn_head_every, zero / mean / resample ablation, causal tracing
 # (noise), logit-difference and full-vocabulary metrics (kl, prob, rank), and the cached
-# sharded hooks in /activations (gathered whole). dp = 2 x tp = 2 on 4 ranks equals 1 rank;
-# a tp = 2 job killed by SIGKILL then --resume'd equals an uninterrupted run; attribution and
-# a tp that does not fit are refused before any work.
+# sharded hooks in /activations (gathered whole), attribution patching (AtP of heads and
+# neurons, AtP* with the q/k fix and GradDrop on attn_head_every). dp = 2 x tp = 2 on 4 ranks
+# equals 1 rank; a tp = 2 job killed by SIGKILL then --resume'd equals an uninterrupted run;
+# attribution's verify_top and a tp that does not fit are refused before any work.
 source "$(dirname "$0")/common.sh"
 PY=/usr/bin/python3
 "$PY" -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: needs python3-h5py"; exit 77; }
@@ -97,6 +98,26 @@ sweep = "mlp_out"
 positions = "each"
 noise_samples = 2
 window = 2
+
+[[experiment]]
+name = "atp_heads"
+kind = "attribution"
+sweep = "attn_head_out"
+positions = "each"
+
+[[experiment]]
+name = "atp_star_every"
+kind = "attribution"
+sweep = "attn_head_every"
+direction = "noising"
+qk_fix = true
+grad_drop = true
+
+[[experiment]]
+name = "atp_neurons"
+kind = "attribution"
+sweep = "mlp_neuron"
+positions = $4
 TOML
 }
 
@@ -202,9 +223,10 @@ path = "$WORK/atp.h5"
 name = "atp"
 kind = "attribution"
 sweep = "attn_head_out"
+verify_top = 3
 TOML
-out=$("${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/atp.toml" --tp 2 2>&1) && fail "attribution under tp 2 accepted"
-grep -q "does not run tensor-parallel yet" <<< "$out" || fail "attribution under tp: $out"
+out=$("${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/atp.toml" --tp 2 2>&1) && fail "verify_top under tp 2 accepted"
+grep -q "verifies attribution with verify_top" <<< "$out" || fail "verify_top under tp: $out"
 [ "$(grep -c "error" <<< "$out")" -eq 1 ] || fail "more than one error line: $out"
 out=$("${MPIRUN[@]}" -np 3 "$CAUSEWAY" run "$WORK/llama3.toml" --tp 3 --out "$WORK/no.h5" 2>&1) && fail "tp 3 accepted"
 grep -q "tp: 3 does not divide the model's 4 attention heads" <<< "$out" || fail "tp 3: $out"
