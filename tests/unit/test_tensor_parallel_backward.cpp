@@ -27,8 +27,10 @@ namespace {
 
 const std::filesystem::path kData = std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 // Tiny GPT-2, Llama 3 (grouped-query: 4 heads over 2 kv heads, replicated at tp 4), GPT-NeoX
-// (fused qkv, parallel residual).
-const char* const kModels[] = {"tiny-gpt2", "families/llama3", "families/gpt_neox"};
+// (fused qkv, parallel residual), Gemma 2 (post-norms, soft-caps, sliding window) and Qwen 3
+// (q/k norms).
+const char* const kModels[] = {"tiny-gpt2", "families/llama3", "families/gpt_neox",
+                               "families/gemma2", "families/qwen3"};
 
 const Collectives& world() {
   static MpiSession session(nullptr, nullptr);
