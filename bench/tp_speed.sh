@@ -10,7 +10,8 @@
 # The checkpoints are made on first use: GPT-2 small by make_random_checkpoint.py (standard
 # library), the Llama shape by family_forward_vs_pytorch.py's maker (needs torch +
 # transformers: $PYTHON, default /opt/refvenv/bin/python). Env: BATCH (1), SEQ (128),
-# REPEATS (3), ROWS (last: logits of each row's last token, as patching reads them; or all).
+# REPEATS (3), ROWS (last: logits of each row's last token, as patching reads them; or all),
+# SHAPES ("gpt2-small llama-1b").
 set -euo pipefail
 BUILD=${1:?usage: tp_speed.sh BUILD_DIR [CACHE_DIR]}
 CACHE=${2:-/tmp/causeway-bench}
@@ -18,7 +19,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH="$BUILD/bench/causeway_bench_tp_forward"
 PYTHON=${PYTHON:-/opt/refvenv/bin/python}
 BATCH=${BATCH:-1} SEQ=${SEQ:-128} REPEATS=${REPEATS:-3} ROWS=${ROWS:-last}
-MPIRUN=(mpiexec --allow-run-as-root --oversubscribe)
+SHAPES=${SHAPES:-gpt2-small llama-1b}
+# Unbound: mpiexec binds a rank to one core by default, which would put tp 1's two threads on it.
+MPIRUN=(mpiexec --allow-run-as-root --oversubscribe --bind-to none)
 [ -x "$BENCH" ] || { echo "no $BENCH (cmake --build $BUILD --target causeway_bench_tp_forward)"; exit 1; }
 
 GPT2="$CACHE/gpt2-small" LLAMA="$CACHE/llama-1b-shape/fp32"
@@ -28,7 +31,7 @@ GPT2="$CACHE/gpt2-small" LLAMA="$CACHE/llama-1b-shape/fp32"
 
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "batch $BATCH x $SEQ tokens, logits rows: $ROWS, $REPEATS timed forwards after 1 warm-up"
-for shape in gpt2-small llama-1b; do
+for shape in $SHAPES; do
   model=$GPT2
   [ "$shape" = llama-1b ] && model=$LLAMA
   args=(--model "$model" --batch "$BATCH" --seq "$SEQ" --repeats "$REPEATS" --rows "$ROWS")
