@@ -488,6 +488,13 @@ Tensor TransformerModel::final_residual() const {
   return Tensor{ws_->final_rows, Shape{ws_->rows_used, cfg_.n_embd}};
 }
 
+void TransformerModel::unembed_local(const Tensor& final, float* out) const {
+  const int64_t B = final.size(0);
+  backend_->linear_forward(out, final.data, weights_.W_U.matrix(), nullptr, B);
+  if (cfg_.final_logit_softcap > 0)
+    backend_->softcap_forward(out, out, B * lc_.vocab_size, cfg_.final_logit_softcap);
+}
+
 void TransformerModel::unembed_tokens(const Tensor& final, const int32_t* tokens, int n,
                                       float* out) const {
   const int64_t B = final.size(0);

@@ -131,6 +131,10 @@ class TransformerModel {
   Tensor final_residual() const;
   // out (B, n) = final (B, C) . W_U[tokens[j]] for each j: logits of just those tokens.
   void unembed_tokens(const Tensor& final, const int32_t* tokens, int n, float* out) const;
+  // out (B, shard().vocab_rows) = the logits of this rank's vocabulary block for final (B, C),
+  // soft-capped, no collective (rows past vocab_size are padding): for metrics that reduce
+  // over the vocabulary across the replica instead of gathering whole rows.
+  void unembed_local(const Tensor& final, float* out) const;
 
  private:
   struct Workspace;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "patching/patch.h"
 #include "patching/run_cache.h"
+#include "patching/sharded_metric.h"
 #include "patching/sweep_noise.h"
 
 namespace causeway {
@@ -254,6 +255,10 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
   }
   Block& blk = *block_;
   const bool full_vocab = needs_full_vocab(req_.metric);
+  // Under tensor parallelism full-vocabulary metrics of patched rows reduce over the ranks'
+  // vocabulary blocks instead of gathering whole rows (baselines, once per block, gather).
+  const TensorShard& shard = model_.shard();
+  const bool split_vocab = full_vocab && shard.sharded();
 
   // Baselines: metric of the clean run, the corrupted (or noised) run, and the target run.
   if (base.clean_ld.size() != static_cast<size_t>(n_pairs())) {
@@ -337,7 +342,9 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
 
   const int64_t total = static_cast<int64_t>(rows.size());
   int64_t done = 0;
-  std::vector<float> answer_logits;
+  std::vector<float> answer_logits, local_logits;
+  std::vector<double> split_values;
+  std::vector<const PairTargets*> row_targets;
   for (size_t begin = 0; begin < rows.size();) {
     size_t end = begin;
     while (end < rows.size() && end - begin < static_cast<size_t>(req_.max_rows) &&
@@ -392,7 +399,7 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
       }
 
     ForwardOptions o;
-    o.rows = full_vocab ? LogitRows::Last : LogitRows::None;
+    o.rows = full_vocab && !split_vocab ? LogitRows::Last : LogitRows::None;
     o.read_pos = &read;
     const bool use_prefix = req_.optimized || req_.source == PatchSource::Noise;
     RunPrefix prefix(*blk.target, run_of_row);
@@ -403,13 +410,24 @@ void SweepRunner::run_block(int pair_begin, int pair_end, int cell_begin, int ce
     }
     const Tensor logits = model_.forward(tb, plan, o);
     const Tensor final = model_.final_residual();
+    if (split_vocab) {
+      local_logits.resize(static_cast<size_t>(B) * shard.vocab_rows);
+      model_.unembed_local(final, local_logits.data());
+      row_targets.clear();
+      for (int r = 0; r < B; ++r) row_targets.push_back(&targets[blk.instances[rows[begin + r].instance].pair]);
+      split_values.resize(B);
+      sharded_pair_metrics(req_.metric, row_targets, local_logits.data(), shard.vocab_begin,
+                           shard.vocab_rows, V, *model_.tp(), split_values.data());
+    }
     for (int r = 0; r < B; ++r) {
       const Row& row = rows[begin + r];
       const auto& inst = blk.instances[row.instance];
       const PromptPair& pair = data_.pairs[blk.begin + inst.pair];
       const PairTargets& t = targets[inst.pair];
       double value;
-      if (full_vocab) {
+      if (split_vocab) {
+        value = split_values[r];
+      } else if (full_vocab) {
         const float* lrow = logits.data + static_cast<int64_t>(r) * V;
         value = pair_metric(req_.metric, t, ld_of_row(pair, lrow), lrow, V);
       } else {

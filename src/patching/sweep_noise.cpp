@@ -6,19 +6,9 @@
 
 #include "backend/ops_linear.h"
 #include "model/transformer_model.h"
+#include "parallel/exact_sum.h"
 
 namespace causeway {
-
-namespace {
-
-// A double as two floats whose sum is it to about 1e-14: the collectives carry floats, and the
-// noise std must be the same on every rank of a replica and equal to one rank's.
-void split(double x, float* out) {
-  out[0] = static_cast<float>(x);
-  out[1] = static_cast<float>(x - out[0]);
-}
-
-}  // namespace
 
 double embedding_noise_std(const TransformerModel& model) {
   // The table may be held as bf16/f16 words (Weight::data null): widen it a tile at a time.
@@ -40,19 +30,12 @@ double embedding_noise_std(const TransformerModel& model) {
     cpu::widen_to_f32(tile.data(), static_cast<const char*>(W.data) + i * word, W.dtype, m);
     for (int64_t j = 0; j < m; ++j) sum += tile[j], sq += static_cast<double>(tile[j]) * tile[j];
   }
+  // Each rank holds a block of the vocabulary: the statistic is over every rank's rows, and
+  // the same on each (the noise must be).
   if (const Collectives* tp = model.tp(); tp && shard.sharded()) {
-    // Every rank's (sum, sq, count), added in rank order on each rank: the same bits everywhere.
-    float mine[6];
-    split(sum, mine), split(sq, mine + 2), split(count, mine + 4);
-    std::vector<float> all(static_cast<size_t>(6 * tp->size()));
-    tp->allgather(mine, 6, all.data());
-    sum = sq = count = 0.0;
-    for (int r = 0; r < tp->size(); ++r) {
-      const float* p = all.data() + 6 * r;
-      sum += static_cast<double>(p[0]) + p[1];
-      sq += static_cast<double>(p[2]) + p[3];
-      count += static_cast<double>(p[4]) + p[5];
-    }
+    double totals[3] = {sum, sq, count};
+    allreduce_sum_exact(*tp, totals, 3);
+    sum = totals[0], sq = totals[1], count = totals[2];
   }
   const double mu = sum / count;
   return std::abs(static_cast<double>(model.config().embedding_scale)) *

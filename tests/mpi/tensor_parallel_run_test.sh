@@ -3,7 +3,8 @@
 # attention: tp = 4 replicates its 2 key/value heads) and GPT-NeoX, tp = 2 and tp = 4 give the
 # result file of tp = 1 within 1e-5: activation patching of heads (z, k, pattern), the residual
 # stream and MLP neurons, attn_head_every, zero / mean / resample ablation, causal tracing
-# (noise), logit-difference and full-vocabulary metrics (kl, prob, rank), and the cached
+# (noise), logit-difference and full-vocabulary metrics (kl, prob, logprob, rank, accuracy,
+# reduced over the ranks' vocabulary blocks), and the cached
 # sharded hooks in /activations (gathered whole), attribution patching (AtP of heads and
 # neurons, AtP* with the q/k fix and GradDrop on attn_head_every). dp = 2 x tp = 2 on 4 ranks
 # equals 1 rank; a tp = 2 job killed by SIGKILL then --resume'd equals an uninterrupted run;
@@ -69,6 +70,7 @@ name = "zero_heads"
 kind = "ablation"
 ablation = "zero"
 sweep = "attn_head_out"
+metric = "accuracy"
 
 [[experiment]]
 name = "mean_neurons"
