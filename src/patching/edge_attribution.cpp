@@ -35,26 +35,20 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
   const int P = end - begin, T = target.T, nL = cfg.n_layer;
   const int64_t C = cfg.n_embd, S = g.n_senders(), R = g.n_receivers(), TC = T * C;
 
-  // Sender outputs of both runs, their difference, and the hooks interpolation moves.
-  std::vector<float> diff(static_cast<size_t>(P * S * TC)), tgt(diff.size());
-  std::vector<HookKind> moved = {HookKind::Embed};
-  if (req.method == EdgeMethod::EapIgActivations) moved = {HookKind::Embed, HookKind::Result, HookKind::MlpOut};
-  auto record = [&](const TokenBatch& batch, float* out, std::vector<double>* ld) {
-    HookPlan plan(nL);
-    plan.cache({HookKind::Embed, -1});
-    for (int L = 0; L < nL; ++L)
-      for (HookKind k : {HookKind::Result, HookKind::MlpOut}) plan.cache({k, L});
-    const Tensor logits = runner.run_recording(batch, ep.read, plan, out);
-    std::vector<double> values;
-    std::vector<float> unused;
-    logit_diff_gradient(model, ep.pairs, logits.data, ep.read, T, values, unused);
-    if (ld) *ld = values;
-    return plan;
+  // Interpolation moves these hooks, so both runs cache them.
+  const bool ig = req.method != EdgeMethod::Eap, acts = req.method == EdgeMethod::EapIgActivations;
+  auto cache_moved = [&](HookPlan& plan) {
+    if (ig) plan.cache({HookKind::Embed, -1});
+    if (acts)
+      for (int L = 0; L < nL; ++L)
+        for (HookKind k : {HookKind::Result, HookKind::MlpOut}) plan.cache({k, L});
   };
-  const HookPlan src_plan = record(source, diff.data(), source_ld);
-  const HookPlan tgt_plan = record(target, tgt.data(), target_ld);
-  for (size_t i = 0; i < diff.size(); ++i) diff[i] -= tgt[i];
-  tgt = {};
+  // diff = source - target sender outputs; the source's now, the target's in its gradient run.
+  std::vector<float> diff(static_cast<size_t>(P * S * TC)), tgt(diff.size());
+  HookPlan src_plan(nL), tgt_plan(nL);
+  cache_moved(src_plan);
+  const Tensor src_logits = runner.run_recording(source, ep.read, src_plan, diff.data());
+  if (source_ld) *source_ld = logit_diffs(model, ep.pairs, src_logits.data);
 
   // Hook `p`'s value moved alpha toward the source's.
   auto interpolate = [&](HookPlan& plan, HookPoint p, float alpha) {
@@ -64,21 +58,22 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
       for (int64_t i = 0; i < v.numel(); ++i) v.data[i] = a.data[i] + alpha * (b.data[i] - a.data[i]);
     });
   };
+  // The first run is the target itself (alpha = 0): it records the target's sender outputs and
+  // its gradients serve every sender, for EAP and for each layer's first step of EAP-IG.
   std::vector<GradientRun> runs;
-  const int k = req.method == EdgeMethod::Eap ? 1 : req.steps;
+  const int k = ig ? req.steps : 1;
   const float w = 1.0f / static_cast<float>(k);
-  for (int j = 0; j < k; ++j) {
+  runs.push_back({[](HookPlan&) {}, 0, static_cast<int>(S), w});
+  for (int j = 1; j < k; ++j) {
     const float alpha = static_cast<float>(j) / static_cast<float>(k);
-    if (req.method != EdgeMethod::EapIgActivations) {
-      runs.push_back({[=](HookPlan& p) { if (alpha != 0.0f) interpolate(p, {HookKind::Embed, -1}, alpha); },
+    if (!acts) {
+      runs.push_back({[=](HookPlan& p) { interpolate(p, {HookKind::Embed, -1}, alpha); },
                       0, static_cast<int>(S), w});
       continue;
     }
-    runs.push_back({[=](HookPlan& p) { if (alpha != 0.0f) interpolate(p, {HookKind::Embed, -1}, alpha); },
-                    0, 1, w});
+    runs.push_back({[=](HookPlan& p) { interpolate(p, {HookKind::Embed, -1}, alpha); }, 0, 1, w});
     for (int l = 0; l < nL; ++l)
       runs.push_back({[=](HookPlan& p) {
-                        if (alpha == 0.0f) return;
                         interpolate(p, {HookKind::Result, l}, alpha);
                         interpolate(p, {HookKind::MlpOut, l}, alpha);
                       },
@@ -95,17 +90,28 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
   std::vector<float> seed, G;
   std::vector<double> ld;
   for (const GradientRun& run : runs) {
-    HookPlan plan(nL);
+    const bool first = &run == &runs.front();
+    HookPlan other(nL);
+    HookPlan& plan = first ? tgt_plan : other;
     run.overwrite(plan);
     for (int L = 0; L < nL; ++L) plan.cache({HookKind::ResidPre, L});
     if (!cfg.parallel_residual)
       for (int L = 0; L < nL; ++L) plan.cache({HookKind::ResidMid, L});
     model.cache_for_backward(plan);
-    ForwardOptions o;
-    o.rows = LogitRows::Last;
-    o.read_pos = &ep.read;
-    const Tensor logits = model.forward(target, plan, o);
+    Tensor logits;
+    if (first) {
+      cache_moved(plan);
+      logits = runner.run_recording(target, ep.read, plan, tgt.data());
+      for (size_t i = 0; i < diff.size(); ++i) diff[i] -= tgt[i];
+      tgt = {};
+    } else {
+      ForwardOptions o;
+      o.rows = LogitRows::Last;
+      o.read_pos = &ep.read;
+      logits = model.forward(target, plan, o);
+    }
     logit_diff_gradient(model, ep.pairs, logits.data, ep.read, T, ld, seed);
+    if (first && target_ld) *target_ld = ld;
     ActivationCache grads;
     model.backward(target, plan.activations(), seed.data(), br, grads);
     for (int L = 0; L <= nL; ++L) {
