@@ -7,7 +7,8 @@
 # reduced over the ranks' vocabulary blocks), and the cached
 # sharded hooks in /activations (gathered whole), attribution patching (AtP of heads and
 # neurons, AtP* with the q/k fix and GradDrop on attn_head_every). dp = 2 x tp = 2 on 4 ranks
-# equals 1 rank; a tp = 2 job killed by SIGKILL then --resume'd equals an uninterrupted run;
+# equals 1 rank; a tp = 2 job killed by SIGKILL, or one of its ranks sent SIGTERM, then
+# --resume'd equals an uninterrupted run;
 # attribution's verify_top and a tp that does not fit are refused before any work.
 source "$(dirname "$0")/common.sh"
 PY=/usr/bin/python3
@@ -208,6 +209,32 @@ recomputed=$(grep -c "^\[rank [0-9]*\] item .* done in" "$WORK/resumed.log" || t
 echo "  killed with $done_before of $total items done; the resumed run computed $recomputed"
 [ "$recomputed" -eq $((total - done_before)) ] || fail "resumed run computed $recomputed items, expected $((total - done_before)) (counted once per replica)"
 same_files "$WORK/llama3-tp1.h5" "$WORK/killed.h5"
+
+echo "== llama3: SIGTERM to one rank of a tp 2 replica; both stop at an agreed point, then --resume"
+rm -f "$WORK/term.h5"
+CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS=100 "${MPIRUN[@]}" -x CAUSEWAY_FAULT_SLEEP_PER_ITEM_MS -np 2 \
+  "$CAUSEWAY" run "$WORK/llama3.toml" --tp 2 --out "$WORK/term.h5" > "$WORK/term.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  [ -f "$WORK/term.h5" ] && [ "$(items_done "$WORK/term.h5" 2>/dev/null || echo 0)" -ge 4 ] && break
+  sleep 0.1
+done
+one_rank=$(pgrep -P "$pid" | tail -1)
+[ -n "$one_rank" ] || fail "no rank processes under mpiexec $pid"
+kill -TERM "$one_rank"
+set +e
+timeout 60 tail --pid="$pid" -f /dev/null
+wait "$pid"
+rc=$?
+set -e
+[ "$rc" -eq 143 ] || fail "SIGTERM to one rank: exit $rc, expected 143: $(tail -5 "$WORK/term.log")"
+grep -q "^causeway: interrupted by SIGTERM; [0-9]* of $total items done" "$WORK/term.log" ||
+  fail "no interrupted line: $(tail -5 "$WORK/term.log")"
+stopped=$(items_done "$WORK/term.h5")
+"${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/llama3.toml" --tp 2 --out "$WORK/term.h5" --resume --quiet ||
+  fail "resume after SIGTERM failed"
+echo "  stopped with $stopped of $total items done, exit 143; resumed:"
+same_files "$WORK/llama3-tp1.h5" "$WORK/term.h5"
 
 echo "== refused before any work"
 cat > "$WORK/atp.toml" <<TOML
