@@ -7,6 +7,7 @@
 #include "model/model_weights.h"
 #include "model/tensor_shard.h"
 #include "model/transformer_model.h"
+#include "patching/circuit_graph.h"
 #include "patching/patch.h"
 #include "patching/run_cache.h"
 
@@ -42,6 +43,33 @@ std::string grid_text(const SweepGrid& g) {
   return s + "]";
 }
 
+// What an edge experiment holds for a block of pairs: source - target sender outputs and the
+// target's (S, T, C) each, the backward's caches, and one layer's receiver gradients.
+int64_t edge_cache_bytes(const ModelConfig& m, int T, int pairs) {
+  const CircuitGraph g(m);
+  int64_t floats = 2 * static_cast<int64_t>(g.n_senders()) * T * m.n_embd;
+  for (HookKind k : backward_hook_kinds(m)) floats += m.n_layer * hook_row_size(k, m, T, T);
+  floats += static_cast<int64_t>(receivers_in_layer(m, 0)) * T * m.n_embd;
+  return floats * pairs * static_cast<int64_t>(sizeof(float));
+}
+
+// Forward passes per pair of an edge method (a backward counts as 2).
+double edge_forwards(const EdgeSweepRequest& q, const ModelConfig& m) {
+  const double k = q.steps;
+  if (q.heads_grid) return 2.0 + 2.0 * m.n_layer * m.n_head;
+  switch (q.method) {
+    case EdgeSweepMethod::Eap: return 4.0;
+    case EdgeSweepMethod::EapIgInputs: return 1.0 + 3.0 * k;
+    case EdgeSweepMethod::EapIgActivations: return 1.0 + 3.0 * (1.0 + (k - 1.0) * (m.n_layer + 1));
+    case EdgeSweepMethod::EdgePatching: return 2.0 + static_cast<double>(CircuitGraph(m).edge_count());
+    case EdgeSweepMethod::PathPatching: {
+      const CircuitGraph g(m);
+      return 2.0 + g.n_senders() + static_cast<double>(g.edge_count());
+    }
+  }
+  return 0.0;
+}
+
 }  // namespace
 
 JobSizing size_job(const DryRunJob& job) {
@@ -70,6 +98,11 @@ JobSizing size_job(const DryRunJob& job) {
       for (HookKind k : kinds) n += hook_row_size(k, local, job.T, job.T);
       return n;
     };
+    if (x.is_edge_kind()) {
+      s.caches = std::max(s.caches, edge_cache_bytes(m, job.T, per_item));
+      s.flops += edge_forwards(x.edges, m) * job.pairs * per_seq;
+      continue;
+    }
     const std::vector<HookKind> patched = patched_kinds(x.request.spec);
     int64_t per_pair = 0;  // floats cached per pair and layer
     if (x.kind == "attribution") {
@@ -107,11 +140,17 @@ void print_dry_run(const DryRunJob& job, std::FILE* out) {
   std::fprintf(out, "pairs: %d, up to %d tokens; %lld work items, %lld per replica at most\n",
                job.pairs, job.T, static_cast<long long>(job.work_items),
                static_cast<long long>((job.work_items + replicas - 1) / replicas));
-  std::fprintf(out, "\n  %-24s %-12s %-40s %10s\n", "experiment", "kind", "grid", "cells");
+  std::fprintf(out, "\n  %-24s %-14s %-40s %10s\n", "experiment", "kind", "grid", "cells");
   for (size_t e = 0; e < c.experiments.size(); ++e)
-    std::fprintf(out, "  %-24s %-12s %-40s %10zu\n", c.experiments[e].name.c_str(),
+    std::fprintf(out, "  %-24s %-14s %-40s %10zu\n", c.experiments[e].name.c_str(),
                  c.experiments[e].kind.c_str(), grid_text(job.grids[e]).c_str(),
                  job.grids[e].cells.size());
+  for (const CircuitConfig& cc : c.circuits)
+    std::fprintf(out, "  circuit %-16s %s, on rank 0 after the experiments%s\n", cc.name.c_str(),
+                 cc.method.c_str(),
+                 cc.method == "acdc" ? " (its cost depends on the data: about one forward row per "
+                                       "pair for each edge it tests)"
+                                     : "");
   std::fprintf(out, "\nmemory per rank (estimate): weights %s + workspace %s + caches %s + "
                "runtime %s = %s\n",
                gib(s.weights).c_str(), gib(s.workspace).c_str(), gib(s.caches).c_str(),
