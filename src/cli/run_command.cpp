@@ -350,8 +350,9 @@ void set_up(Job& job, const RunOptions& o) {
             ? edge_sweep_grid(e.edges, mc)
             : grid_for(e.request.spec, mc, job.data, c.path.string(),
                        "experiment[" + std::to_string(job.layouts.size()) + "].positions");
-    // Edge methods compute a pair block's whole grid at once: one item per pair block.
-    const int lead_per_item = e.is_edge_kind() ? grid.axes.front().size : 1;
+    // Edge estimates compute a pair block's whole grid at once (one item per pair block);
+    // measured edges split the senders over items too.
+    const int lead_per_item = e.is_edge_kind() ? edge_sweep_lead_per_item(e.edges, mc) : 1;
     // More cells to verify than the grid has would silently verify fewer.
     if (e.verify_top > static_cast<int64_t>(grid.cells.size()))
       throw InputError(c.path.string(), "experiment[" + std::to_string(job.layouts.size()) + "].verify_top",

@@ -63,32 +63,49 @@ EdgeSweep::EdgeSweep(TransformerModel& model, const PairDataset& data, EdgeSweep
 
 EdgeSweep::~EdgeSweep() = default;
 
-void EdgeSweep::edge_patching(int pair_begin, int pair_end, const SweepProgress& progress) {
+int edge_sweep_lead_per_item(const EdgeSweepRequest& req, const ModelConfig& cfg) {
+  const SweepGrid grid = edge_sweep_grid(req, cfg);
+  const bool per_edge = !req.heads_grid && (req.method == EdgeSweepMethod::EdgePatching ||
+                                            req.method == EdgeSweepMethod::PathPatching);
+  return per_edge ? 8 : grid.axes.front().size;
+}
+
+bool EdgeSweep::measured_per_edge() const {
+  return !req_.heads_grid && (req_.method == EdgeSweepMethod::EdgePatching ||
+                              req_.method == EdgeSweepMethod::PathPatching);
+}
+
+void EdgeSweep::edge_patching(int pair_begin, int pair_end, int s_begin, int s_end,
+                              const SweepProgress& progress) {
   CircuitRuns runs(*runner_, data_, pair_begin, pair_end, EdgeAblation::Corrupted,
                    req_.direction);
   const int P = pair_end - pair_begin, S = graph_.n_senders(), R = graph_.n_receivers();
   target_ld_ = runs.clean_ld();
   source_ld_ = runs.source_ld();
-  // One variant per edge, a receiver's edges at a time (bounded memory).
+  // One variant per edge of the slab's senders, a receiver's edges at a time (bounded memory).
   for (int r = 0; r < R; ++r) {
-    const int n = graph_.senders_into(r);
+    const int n = std::min(graph_.senders_into(r), s_end) - s_begin;
+    for (int s = std::max(s_begin, graph_.senders_into(r)); s < s_end; ++s)
+      for (int p = 0; p < P; ++p) block_[(static_cast<size_t>(p) * S + s) * R + r] = 0.0f;
+    if (n <= 0) continue;
     std::vector<std::vector<float>> masks(static_cast<size_t>(n),
                                           std::vector<float>(static_cast<size_t>(R) * S, 0.0f));
     std::vector<const std::vector<float>*> variants;
-    for (int s = 0; s < n; ++s) {
-      masks[static_cast<size_t>(s)][static_cast<size_t>(r) * S + s] = 1.0f;
-      variants.push_back(&masks[static_cast<size_t>(s)]);
+    for (int i = 0; i < n; ++i) {
+      masks[static_cast<size_t>(i)][static_cast<size_t>(r) * S + s_begin + i] = 1.0f;
+      variants.push_back(&masks[static_cast<size_t>(i)]);
     }
     const std::vector<double> ld = runs.run(variants, req_.max_rows);
-    for (int s = 0; s < n; ++s)
+    for (int i = 0; i < n; ++i)
       for (int p = 0; p < P; ++p)
-        block_[(static_cast<size_t>(p) * S + s) * R + r] =
-            static_cast<float>(ld[static_cast<size_t>(s) * P + p] - target_ld_[static_cast<size_t>(p)]);
+        block_[(static_cast<size_t>(p) * S + s_begin + i) * R + r] =
+            static_cast<float>(ld[static_cast<size_t>(i) * P + p] - target_ld_[static_cast<size_t>(p)]);
     if (progress) progress(r + 1, R);
   }
 }
 
-void EdgeSweep::compute(int pair_begin, int pair_end, const SweepProgress& progress) {
+void EdgeSweep::compute(int pair_begin, int pair_end, int s_begin, int s_end,
+                        const SweepProgress& progress) {
   const int P = pair_end - pair_begin;
   const int64_t cells = static_cast<int64_t>(grid_.cells.size());
   block_.assign(static_cast<size_t>(P * cells), 0.0f);
@@ -99,16 +116,18 @@ void EdgeSweep::compute(int pair_begin, int pair_end, const SweepProgress& progr
     return;
   }
   switch (req_.method) {
-    case EdgeSweepMethod::EdgePatching: edge_patching(pair_begin, pair_end, progress); return;
+    case EdgeSweepMethod::EdgePatching:
+      edge_patching(pair_begin, pair_end, s_begin, s_end, progress);
+      return;
     case EdgeSweepMethod::PathPatching: {
       PathPatchRequest pr{{}, req_.freeze, req_.direction};
       path_patching_edges(model_, graph_, data_, pair_begin, pair_end, pr, block_.data(),
-                          &target_ld_, &source_ld_);
+                          &target_ld_, &source_ld_, s_begin, s_end);
       // Stored as the change from the target run, like the other edge methods.
       const int64_t S = graph_.n_senders(), R = graph_.n_receivers();
       for (int p = 0; p < P; ++p)
         for (int64_t r = 0; r < R; ++r)
-          for (int64_t s = 0; s < graph_.senders_into(static_cast<int>(r)); ++s)
+          for (int64_t s = s_begin; s < std::min<int64_t>(s_end, graph_.senders_into(static_cast<int>(r))); ++s)
             block_[static_cast<size_t>((p * S + s) * R + r)] -= static_cast<float>(target_ld_[static_cast<size_t>(p)]);
       return;
     }
@@ -128,12 +147,19 @@ void EdgeSweep::compute(int pair_begin, int pair_end, const SweepProgress& progr
 void EdgeSweep::run_block(int pair_begin, int pair_end, int cell_begin, int cell_end,
                           float* effect, SweepBaselines& baselines,
                           const SweepProgress& progress) {
-  if (pair_begin != block_begin_ || pair_end != block_end_) {
+  const int64_t cells = static_cast<int64_t>(grid_.cells.size()), n = cell_end - cell_begin;
+  const int lead = grid_.axes.front().size;
+  if (measured_per_edge()) {
+    // Only this item's senders; cell ranges are whole rows of the sender axis.
+    const int64_t per_lead = cells / lead;
+    compute(pair_begin, pair_end, static_cast<int>(cell_begin / per_lead),
+            static_cast<int>((cell_end + per_lead - 1) / per_lead), progress);
     block_begin_ = block_end_ = -1;
-    compute(pair_begin, pair_end, progress);
+  } else if (pair_begin != block_begin_ || pair_end != block_end_) {
+    block_begin_ = block_end_ = -1;
+    compute(pair_begin, pair_end, 0, lead, progress);
     block_begin_ = pair_begin, block_end_ = pair_end;
   }
-  const int64_t cells = static_cast<int64_t>(grid_.cells.size()), n = cell_end - cell_begin;
   for (int p = 0; p < pair_end - pair_begin; ++p)
     std::copy_n(block_.begin() + p * cells + cell_begin, n, effect + p * n);
   const size_t N = data_.pairs.size();

@@ -6,7 +6,9 @@
 //     Cells that are not edges (the sender does not come before the receiver) hold 0.
 //   kind "path_patching": grid [layer, head] of sender heads, each cell the metric of the run
 //     with that head's paths into `receivers` patched (path_patching.h).
-// A pair block's whole grid is computed once and served to every slab of it.
+// Estimates (EAP, EAP-IG) come for a pair block's whole grid at once, computed once and served
+// to every slab of it; measured edges (edge_patching, path_patching) are computed per slab of
+// senders, so work items can split the edges too (edge_sweep_lead_per_item).
 #pragma once
 
 #include <memory>
@@ -40,6 +42,8 @@ std::string edge_method_name(EdgeSweepMethod m);
 
 // The grid of a request on a model: [sender, receiver] with the graph's names, or [layer, head].
 SweepGrid edge_sweep_grid(const EdgeSweepRequest& request, const ModelConfig& cfg);
+// Senders (or layers) per work item: all of them for estimates, a slab for measured edges.
+int edge_sweep_lead_per_item(const EdgeSweepRequest& request, const ModelConfig& cfg);
 
 class EdgeSweep final : public SweepEngine {
  public:
@@ -52,8 +56,13 @@ class EdgeSweep final : public SweepEngine {
                  SweepBaselines& baselines, const SweepProgress& progress = nullptr) override;
 
  private:
-  void compute(int pair_begin, int pair_end, const SweepProgress& progress);
-  void edge_patching(int pair_begin, int pair_end, const SweepProgress& progress);
+  // Whether cells are measured one edge at a time (edge_patching, path_patching over edges):
+  // then an item computes only its slab of senders.
+  bool measured_per_edge() const;
+  void compute(int pair_begin, int pair_end, int s_begin, int s_end,
+               const SweepProgress& progress);
+  void edge_patching(int pair_begin, int pair_end, int s_begin, int s_end,
+                     const SweepProgress& progress);
 
   TransformerModel& model_;
   const PairDataset& data_;

@@ -127,17 +127,21 @@ void path_patching_heads(TransformerModel& model, const CircuitGraph& graph,
 void path_patching_edges(TransformerModel& model, const CircuitGraph& graph,
                          const PairDataset& data, int begin, int end,
                          const PathPatchRequest& request, float* out,
-                         std::vector<double>* target_ld, std::vector<double>* source_ld) {
+                         std::vector<double>* target_ld, std::vector<double>* source_ld,
+                         int s_begin, int s_end) {
   PathPatcher pp(model, graph, data, begin, end, request);
   if (target_ld) *target_ld = pp.target_ld;
   if (source_ld) *source_ld = pp.source_ld;
   const int P = pp.pairs();
   const int64_t S = graph.n_senders(), R = graph.n_receivers();
-  std::fill(out, out + P * S * R, 0.0f);
-  for (int s = 0; s < S; ++s) {
+  if (s_end < 0) s_end = static_cast<int>(S);
+  for (int s = s_begin; s < s_end; ++s) {
     const HookPlan rec = pp.record(s);
     for (int r = 0; r < R; ++r) {
-      if (!graph.has_edge(s, r)) continue;
+      if (!graph.has_edge(s, r)) {
+        for (int p = 0; p < P; ++p) out[(p * S + s) * R + r] = 0.0f;
+        continue;
+      }
       const std::vector<double> m = pp.patch(rec.activations(), {r});
       for (int p = 0; p < P; ++p)
         out[(p * S + s) * R + r] = static_cast<float>(m[static_cast<size_t>(p)]);

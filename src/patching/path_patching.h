@@ -36,12 +36,13 @@ void path_patching_heads(TransformerModel& model, const CircuitGraph& graph,
                          std::vector<double>* target_ld = nullptr,
                          std::vector<double>* source_ld = nullptr);
 
-// out (P, S, R): the metric for every sender and every receiver on its own (receivers ignored
-// in the request); zero where there is no edge.
+// out (P, S, R): the metric for every sender in [s_begin, s_end) (-1: all) and every receiver
+// on its own (receivers ignored in the request); other cells are left alone, non-edges zero.
 void path_patching_edges(TransformerModel& model, const CircuitGraph& graph,
                          const PairDataset& data, int begin, int end,
                          const PathPatchRequest& request, float* out,
                          std::vector<double>* target_ld = nullptr,
-                         std::vector<double>* source_ld = nullptr);
+                         std::vector<double>* source_ld = nullptr, int s_begin = 0,
+                         int s_end = -1);
 
 }  // namespace causeway
