@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "backend/ops_norms_gated.h"
 #include "backend/weight_matrix.h"
@@ -114,5 +115,14 @@ std::unique_ptr<Backend> make_cpu_backend();
 // Sets OpenMP's and OpenBLAS's thread counts together so the two pools do not fight.
 void set_cpu_threads(int threads);
 int cpu_threads();
+
+#ifdef CAUSEWAY_HAVE_CUDA
+// Whether a CUDA GPU can be used here; false (with the runtime's reason in *why) when there is
+// no driver, no device, or the runtime fails. Safe to call on machines without a GPU.
+bool cuda_device_available(std::string* why);
+// The CUDA backend on GPU `device` (its pointers are device pointers, see
+// backend/cuda/ops_cuda.h). Throws causeway::Error when no GPU is available.
+std::unique_ptr<Backend> make_cuda_backend(int device);
+#endif
 
 }  // namespace causeway
