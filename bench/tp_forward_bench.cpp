@@ -2,9 +2,10 @@
 // the job (tp = the world size, under mpiexec): tokens/s of B x T random tokens, the share of
 // the forward's wall time spent inside the replica's collectives (allreduce after the
 // row-parallel layers, the vocabulary-parallel embedding and logits), each rank's peak RSS and
-// its checkpoint bytes read. Rank 0 prints one JSON object; bench/tp_speed.sh runs tp = 1 and
-// 2 side by side.
+// its CPU seconds per forward outside the collectives. Rank 0 prints one JSON object;
+// bench/tp_speed.sh runs tp = 1 and 2 side by side.
 #include <mpi.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +31,14 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// CPU seconds of this process (all threads), or of the calling thread: on a machine other jobs
+// share, CPU time outside the collectives is the figure their load does not inflate.
+double cpu_seconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 // The replica's collectives with the wall time spent in them added up: waiting for the slowest
 // rank counts too, as it is time the forward does not compute.
 class TimedCollectives final : public causeway::Collectives {
@@ -46,14 +55,18 @@ class TimedCollectives final : public causeway::Collectives {
   void broadcast(float* d, int64_t n, int root) const override {
     timed([&] { inner_->broadcast(d, n, root); });
   }
-  double seconds = 0.0;
+  double seconds = 0.0, cpu = 0.0;  // wall and CPU time inside the collectives
 
  private:
+  // Only the main thread calls MPI (OpenMP workers never do), so its CPU clock covers the call.
   template <typename Fn>
   void timed(Fn&& fn) const {
     const auto t0 = Clock::now();
+    const double c0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     fn();
-    const_cast<TimedCollectives*>(this)->seconds += seconds_since(t0);
+    auto* self = const_cast<TimedCollectives*>(this);
+    self->seconds += seconds_since(t0);
+    self->cpu += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
   }
   std::unique_ptr<causeway::Collectives> inner_;
 };
@@ -105,32 +118,37 @@ int main(int argc, char** argv) {
       rows == "all" ? causeway::LogitRows::All : causeway::LogitRows::Last;
 
   model.forward(tokens, which);  // warm-up: workspace, page faults
-  if (tp) tp->seconds = 0.0;
+  if (tp) tp->seconds = tp->cpu = 0.0;
   world.barrier();
   const auto t0 = Clock::now();
+  const double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
   for (int r = 0; r < repeats; ++r) model.forward(tokens, which);
   const double wall = seconds_since(t0);
+  const double compute_cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0 - (tp ? tp->cpu : 0.0);
 
-  // Per rank: collective seconds, peak RSS; gathered to rank 0.
-  double mine[2] = {tp ? tp->seconds : 0.0, peak_rss_gib()};
-  std::vector<double> all(2 * world.size());
-  MPI_Gather(mine, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  // Per rank: collective seconds, peak RSS, CPU seconds outside the collectives; to rank 0.
+  double mine[3] = {tp ? tp->seconds : 0.0, peak_rss_gib(), compute_cpu / repeats};
+  std::vector<double> all(3 * world.size());
+  MPI_Gather(mine, 3, MPI_DOUBLE, all.data(), 3, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   const double slowest = world.max(wall);
   if (world.rank() != 0) return 0;
-  std::string rss = "[", comm = "[";
+  std::string rss = "[", comm = "[", cpu = "[";
   for (int r = 0; r < world.size(); ++r) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s%.3f", r ? ", " : "", all[2 * r + 1]);
+    std::snprintf(buf, sizeof buf, "%s%.3f", r ? ", " : "", all[3 * r + 1]);
     rss += buf;
-    std::snprintf(buf, sizeof buf, "%s%.3f", r ? ", " : "", all[2 * r] / slowest);
+    std::snprintf(buf, sizeof buf, "%s%.3f", r ? ", " : "", all[3 * r] / slowest);
     comm += buf;
+    std::snprintf(buf, sizeof buf, "%s%.4f", r ? ", " : "", all[3 * r + 2]);
+    cpu += buf;
   }
   std::printf(
       "{\"tp\": %d, \"threads\": %d, \"batch\": %d, \"seq\": %d, \"rows\": \"%s\", "
       "\"repeats\": %d, \"tokens_per_s\": %.2f, \"seconds_per_forward\": %.4f, "
-      "\"collective_share\": %s], \"peak_rss_gib\": %s], \"load_s\": %.2f}\n",
+      "\"collective_share\": %s], \"peak_rss_gib\": %s], \"compute_cpu_s_per_forward\": %s], "
+      "\"load_s\": %.2f}\n",
       world.size(), threads, batch, seq, rows.c_str(), repeats,
       static_cast<double>(batch) * seq * repeats / slowest, slowest / repeats, comm.c_str(),
-      rss.c_str(), load_s);
+      rss.c_str(), cpu.c_str(), load_s);
   return 0;
 }
