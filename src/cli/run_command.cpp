@@ -21,6 +21,7 @@
 
 #include "cli/circuit_step.h"
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "cli/dry_run.h"
 #include "cli/fault_hooks.h"
 #include "cli/interrupt.h"
@@ -64,6 +65,7 @@ struct RunOptions {
   int dry_ranks = 0;  // --ranks: the job to size (0: this launch's world)
   int tp = 0;         // --tp: overrides [parallel] tp (0: the config's)
   bool tp_within_node = false;  // refuse a tensor-parallel group spread over nodes
+  std::string device = "cpu";   // --device: cpu or cuda (cuda falls back to the CPU for now)
 };
 
 // Threads per rank when neither the config nor --threads says: the cores this rank may run on,
@@ -832,6 +834,8 @@ int run_job(const RunOptions& o) {
       fault_point("set_up", world.rank());
       set_up(job, o);
     });
+    if (const std::string note = device_fallback_note(o.device); !note.empty() && world.rank() == 0)
+      std::fprintf(stderr, "causeway: %s\n", note.c_str());
     if (o.dry_run) {
       if (world.rank() == 0) print_dry_run(dry_run_of(job, o, world.size()), stdout);
       return 0;
@@ -917,6 +921,11 @@ Command add_run_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads,
                   "CPU threads per rank; overrides [model] threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", o->device,
+                  "cpu, or cuda: the CUDA backend where the build has it and a GPU is found; "
+                  "for now the model runs on the CPU either way, and cuda says why in one line")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
                 "Keep going when a baseline or metric is NaN or inf (by default the job stops, "
                 "naming the pair); the file and the summary count such values. Same as [output] "

@@ -1,8 +1,8 @@
 // Every op of the CUDA backend against the CPU backend on the same random inputs, forward and
 // backward, fp32 / bf16 / f16 weights in both layouts: the NMSE of each output must be below
 // kNmse. Outputs that accumulate (+=) start from the same random values on both sides. Without
-// a GPU every test skips ("no GPU: <reason>") and main exits kSkipExitCode, which ctest's
-// SKIP_RETURN_CODE reports as skipped, never as passed.
+// a GPU every GPU test skips ("no GPU: <reason>") and main exits kSkipExitCode, which ctest's
+// SKIP_RETURN_CODE reports as skipped, never as passed (a failure still exits non-zero).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +18,7 @@
 #include "backend/cuda/device_memory.h"
 #include "backend/ops_linear.h"
 #include "backend/ops_rotary.h"
+#include "cli/device_choice.h"
 
 namespace causeway {
 namespace {
@@ -517,6 +518,17 @@ TEST_F(CudaOps, Rotary) {
   expect_close("rotary_backward (in place)", in_place, down(g_in_place, N * C));
 }
 
+// Runs without a GPU too: `--device cuda` must name why the CPU is used.
+TEST(DeviceFallback, CudaSaysWhyTheCpuIsUsed) {
+  EXPECT_EQ(device_fallback_note("cpu"), "");
+  std::string why;
+  if (cuda_device_available(&why))
+    EXPECT_EQ(device_fallback_note("cuda"),
+              "--device cuda: the model does not run on the CUDA backend yet; using the CPU");
+  else
+    EXPECT_EQ(device_fallback_note("cuda"), "--device cuda: no GPU (" + why + "); using the CPU");
+}
+
 }  // namespace
 }  // namespace causeway
 
@@ -524,8 +536,8 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   std::string why;
   const bool gpu = causeway::cuda_device_available(&why);
-  const int rc = RUN_ALL_TESTS();  // without a GPU every test skips, so listing still works
-  if (gpu) return rc;
-  std::printf("no GPU: %s (tests skipped)\n", why.c_str());
+  const int rc = RUN_ALL_TESTS();  // without a GPU the GPU tests skip, so listing still works
+  if (rc != 0 || gpu || ::testing::UnitTest::GetInstance()->skipped_test_count() == 0) return rc;
+  std::printf("no GPU: %s (GPU tests skipped)\n", why.c_str());
   return causeway::kSkipExitCode;
 }
