@@ -41,8 +41,9 @@ void attention_result_forward(float* result, const float* z, const WeightMatrix&
 //   H does not divide W.out.
 void linear_heads_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
                           int64_t N, int H);
-// Input gradient of linear_heads_forward: d_inp[n, h, :] = d_out[n, h, :] @ (head h's features
-// of W), overwritten.   d_out (N, H, HS)   d_inp (N, H, in).
+// Input gradient of linear_heads_forward, head-major so each head's rows are contiguous:
+// d_inp[h, n, :] = d_out[n, h, :] @ (head h's features of W), overwritten.
+//   d_out (N, H, HS)   d_inp (H, N, in).
 void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix& W, int64_t N,
                            int H);
 

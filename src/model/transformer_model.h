@@ -119,11 +119,11 @@ class TransformerModel {
                                  int T, bool need_result, int64_t logit_rows);
 
   // Gradients at the circuit graph's receivers of block `layer` (patching/circuit_graph.h),
-  // from a backward's hook gradients `grads` (hook_q, hook_k, hook_v, mlp.hook_pre and, gated,
-  // mlp.hook_pre_linear of the layer; hook_resid_post of the last layer for layer = n_layer)
-  // and the forward's `acts` (hook_resid_pre and hook_resid_mid of the layer):
-  // out (B, T, R, C), R = receivers_in_layer: each query head's, key and value head's and the
-  // MLP's input gradient as if it read its own copy of the residual stream. Not under tp.
+  // from a backward's hook gradients `grads` (hook_q, hook_k, hook_v and ln2.hook_normalized of
+  // the layer; hook_resid_post of the last layer for layer = n_layer) and the forward's `acts`
+  // (hook_resid_pre and hook_resid_mid of the layer): out (B, R, T, C), R =
+  // receivers_in_layer: each query head's, key and value head's and the MLP's input gradient as
+  // if it read its own copy of the residual stream. Not under tp.
   void receiver_input_gradients(const ActivationCache& acts, const ActivationCache& grads,
                                 int layer, int B, int T, float* out) const;
 

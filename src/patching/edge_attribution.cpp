@@ -44,7 +44,10 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
         for (HookKind k : {HookKind::Result, HookKind::MlpOut}) plan.cache({k, L});
   };
   // diff = source - target sender outputs; the source's now, the target's in its gradient run.
-  std::vector<float> diff(static_cast<size_t>(P * S * TC)), tgt(diff.size());
+  // Kept between calls (blocks of one job have one size), so pages are faulted in once.
+  thread_local std::vector<float> diff, tgt;
+  diff.resize(static_cast<size_t>(P * S * TC));
+  tgt.resize(diff.size());
   HookPlan src_plan(nL), tgt_plan(nL);
   cache_moved(src_plan);
   const Tensor src_logits = runner.run_recording(source, ep.read, src_plan, diff.data());
@@ -82,12 +85,12 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
 
   std::fill(scores, scores + P * S * R, 0.0f);
   BackwardRequest br;
-  for (int L = 0; L < nL; ++L) {
-    for (HookKind h : {HookKind::Q, HookKind::K, HookKind::V, HookKind::MlpPre}) br.hooks.push_back({h, L});
-    if (cfg.gated_mlp) br.hooks.push_back({HookKind::MlpPreLinear, L});
-  }
+  for (int L = 0; L < nL; ++L)
+    for (HookKind h : {HookKind::Q, HookKind::K, HookKind::V, HookKind::Ln2Normalized})
+      br.hooks.push_back({h, L});
   br.hooks.push_back({HookKind::ResidPost, nL - 1});
-  std::vector<float> seed, G;
+  thread_local std::vector<float> G;
+  std::vector<float> seed;
   std::vector<double> ld;
   for (const GradientRun& run : runs) {
     const bool first = &run == &runs.front();
@@ -103,7 +106,6 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
       cache_moved(plan);
       logits = runner.run_recording(target, ep.read, plan, tgt.data());
       for (size_t i = 0; i < diff.size(); ++i) diff[i] -= tgt[i];
-      tgt = {};
     } else {
       ForwardOptions o;
       o.rows = LogitRows::Last;
@@ -118,16 +120,15 @@ void edge_attribution(EdgeRunner& runner, const PairDataset& data, int begin, in
       const int RL = receivers_in_layer(cfg, L), r0 = g.receiver_begin(L);
       const int s_end = std::min(run.s_end, g.senders_into(r0 + RL - 1));
       if (s_end <= run.s_begin) continue;
-      G.resize(static_cast<size_t>(P) * T * RL * C);
+      G.resize(static_cast<size_t>(P) * RL * TC);
       model.receiver_input_gradients(plan.activations(), grads, L, P, T, G.data());
-      // scores[p, s, r0 + j] += w * sum_t diff[p, s, t, :] . G[p, t, j, :]
+      // scores[p, s, r0 + j] += w * diff[p, s, :, :] . G[p, j, :, :], over positions and d_model
       for (int p = 0; p < P; ++p)
-        for (int t = 0; t < T; ++t)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s_end - run.s_begin, RL,
-                      static_cast<int>(C), run.weight,
-                      diff.data() + (p * S + run.s_begin) * TC + t * C, static_cast<int>(TC),
-                      G.data() + (static_cast<int64_t>(p) * T + t) * RL * C, static_cast<int>(C),
-                      1.0f, scores + (p * S + run.s_begin) * R + r0, static_cast<int>(R));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s_end - run.s_begin, RL,
+                    static_cast<int>(TC), run.weight, diff.data() + (p * S + run.s_begin) * TC,
+                    static_cast<int>(TC), G.data() + static_cast<int64_t>(p) * RL * TC,
+                    static_cast<int>(TC), 1.0f, scores + (p * S + run.s_begin) * R + r0,
+                    static_cast<int>(R));
     }
   }
   // Senders after a receiver scored garbage against it: no edge.

@@ -236,7 +236,7 @@ void linear_heads_backward(float* d_inp, const float* d_out, const WeightMatrix&
     WeightView head = backward_view(W);
     head.K = HS;
     head.offset = W.out_major ? h * HS * W.in : h * HS;
-    gemm_weight(d_inp + h * W.in, H * W.in, d_out + h * HS, W.out, N, head, false);
+    gemm_weight(d_inp + h * N * W.in, W.in, d_out + h * HS, W.out, N, head, false);
   }
 }
 
