@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   app.add_flag("--activations", acts, "also time EAP-IG's activation variant (k (n_layer + 1) backward passes)");
   CLI11_PARSE(app, argc, argv);
   set_cpu_threads(threads);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is measured
 
   TransformerModel model = TransformerModel::load(model_dir);
   const PairDataset data = load_pairs_jsonl(pairs_file, nullptr);
