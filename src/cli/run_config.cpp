@@ -103,12 +103,22 @@ ExperimentConfig parse_edge_experiment(ExperimentConfig e, Table& x, const std::
   return e;
 }
 
+// The table's `name`: a group name in the result file.
+std::string group_name(Table& x) {
+  const std::string name = x.require_string("name");
+  if (name.empty() || name.find('/') != std::string::npos)
+    x.fail("name", "must be non-empty and contain no '/'");
+  for (unsigned char ch : name)
+    if (ch < 0x20 || ch == 0x7f) x.fail("name", "must not contain control characters");
+  if (reserved_name(name))
+    x.fail("name", "'" + name + "' is reserved for the result file's own groups; choose another name");
+  return name;
+}
+
 CircuitConfig parse_circuit(const toml::table& t, const std::string& file, int index) {
   CircuitConfig c;
   Table x(&t, file, "circuit[" + std::to_string(index) + "]");
-  c.name = x.require_string("name");
-  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..")
-    x.fail("name", "must be non-empty and contain no '/'");
+  c.name = group_name(x);
   c.method = choose<std::string>(x, "method", "acdc", {{"acdc", "acdc"}, {"top", "top"}});
   if (c.method == "top") {
     c.experiment = x.require_string("experiment");
@@ -135,13 +145,7 @@ CircuitConfig parse_circuit(const toml::table& t, const std::string& file, int i
 ExperimentConfig parse_experiment(const toml::table& t, const std::string& file, int index) {
   ExperimentConfig e;
   Table x(&t, file, "experiment[" + std::to_string(index) + "]");
-  e.name = x.require_string("name");
-  if (e.name.empty() || e.name.find('/') != std::string::npos)
-    x.fail("name", "must be non-empty and contain no '/'");
-  for (unsigned char ch : e.name)
-    if (ch < 0x20 || ch == 0x7f) x.fail("name", "must not contain control characters");
-  if (reserved_name(e.name))
-    x.fail("name", "'" + e.name + "' is reserved for the result file's own groups; choose another name");
+  e.name = group_name(x);
   SweepRequest& r = e.request;
   e.kind = choose<std::string>(x, "kind", "activation",
                                {{"activation", "activation"}, {"attribution", "attribution"},

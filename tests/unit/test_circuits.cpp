@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <random>
 
 #include "patching/acdc.h"
 #include "patching/circuit_eval.h"
@@ -18,7 +17,7 @@
 #include "patching/metric_gradient.h"
 #include "patching/path_patching.h"
 #include "tiny_model.h"
-#include "train/induction_task.h"
+#include "induction_pairs.h"
 
 namespace causeway {
 namespace {
@@ -227,37 +226,12 @@ TEST(Faithfulness, EveryEdgeKeptIsTheCleanRunAndNoneIsTheAblatedRun) {
   }
 }
 
-// Induction pairs on the trained induction organism (as test_organism_circuits.cpp builds
-// them): clean [BOS] A A[0..k], corrupted with the first copy replaced.
-PairDataset induction_pairs(int count) {
-  const train::InductionTask task(train::InductionOptions{});
-  std::vector<int32_t> symbols = task.symbol_ids();
-  std::mt19937 rng(5);
-  PairDataset data;
-  data.source = "induction pairs";
-  const int n = 10, k = 4;
-  for (int i = 0; i < count; ++i) {
-    std::shuffle(symbols.begin(), symbols.end(), rng);
-    PromptPair p;
-    p.clean.push_back(task.bos());
-    p.clean.insert(p.clean.end(), symbols.begin(), symbols.begin() + n);
-    p.clean.insert(p.clean.end(), symbols.begin(), symbols.begin() + k + 1);
-    p.corrupted = p.clean;
-    std::copy(symbols.begin() + n, symbols.begin() + 2 * n, p.corrupted.begin() + 1);
-    p.answers = {symbols[k + 1]};
-    p.wrongs = {symbols[2 * n + 1]};
-    p.line = i + 1;
-    data.pairs.push_back(p);
-  }
-  return data;
-}
-
 TEST(Acdc, KeepsThePreviousTokenToInductionKeyEdgeOfTheInductionOrganism) {
   TransformerModel model =
       TransformerModel::load(std::filesystem::path(CAUSEWAY_SOURCE_DIR) / "models/induction-2l");
   const CircuitGraph g(model.config());
   EdgeRunner runner(model, g);
-  const PairDataset data = induction_pairs(12);
+  const PairDataset data = fixtures::induction_pairs(12, 10, 4, 5);
   CircuitRuns runs(runner, data, 0, 12, EdgeAblation::Corrupted);
   AcdcRequest req;
   req.threshold = 0.05;

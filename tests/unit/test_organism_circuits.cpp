@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <random>
 
 #include "model/transformer_model.h"
 #include "patching/sweep.h"
 #include "train/head_scores.h"
+#include "induction_pairs.h"
 #include "train/induction_task.h"
 
 namespace causeway {
@@ -24,24 +24,7 @@ TEST(OrganismCircuits, PatchingFindsTheInductionAndPreviousTokenHeads) {
 
   // Clean: [BOS] A A[0..k]; the answer A[k+1] is predictable only by induction. Corrupted: the
   // first copy replaced by other symbols, so the same position has nothing to copy.
-  std::mt19937 rng(11);
-  PairDataset data;
-  data.source = "induction pairs";
-  const int n = 12, k = 5;
-  for (int i = 0; i < 24; ++i) {
-    std::vector<int32_t> pool = symbols;
-    std::shuffle(pool.begin(), pool.end(), rng);
-    PromptPair p;
-    p.clean.push_back(task.bos());
-    p.clean.insert(p.clean.end(), pool.begin(), pool.begin() + n);
-    p.clean.insert(p.clean.end(), pool.begin(), pool.begin() + k + 1);
-    p.corrupted = p.clean;
-    std::copy(pool.begin() + n, pool.begin() + 2 * n, p.corrupted.begin() + 1);
-    p.answers = {pool[k + 1]};
-    p.wrongs = {pool[2 * n + 1]};
-    p.line = i + 1;
-    data.pairs.push_back(p);
-  }
+  const PairDataset data = fixtures::induction_pairs(24, 12, 5, 11);
   SweepRequest req;
   req.spec.kind = SweepKind::HeadOut;
   req.spec.by_pos = false;
