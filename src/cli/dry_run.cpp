@@ -1,6 +1,8 @@
 #include "cli/dry_run.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "model/hooks.h"
@@ -16,8 +18,17 @@ namespace causeway::cli {
 namespace {
 
 // What a process of causeway holds before any model or cache: the binary, MPI, HDF5 and
-// OpenBLAS (measured: about 30 MB for `causeway logits` on a tiny model).
+// OpenBLAS (measured: about 30 MB for `causeway logits` on a tiny model), and in a CUDA
+// build the CUDA libraries (about 200 MB more). The dry run reads its own resident size,
+// which is exactly that, and uses this floor where /proc is missing.
 constexpr int64_t kRuntimeBytes = int64_t{32} << 20;
+
+int64_t runtime_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::max<int64_t>(kRuntimeBytes, std::atoll(line.c_str() + 6) * 1024);
+  return kRuntimeBytes;
+}
 
 // Multiply-adds x 2 of one token through every block, with attention over T keys, plus
 // `logit_rows_per_token` of the unembedding.
@@ -79,7 +90,7 @@ JobSizing size_job(const DryRunJob& job) {
   const ModelConfig local = job.tp > 1 ? shard.local(m) : m;
   const int per_item = std::min(c.pairs_per_item, std::max(job.pairs, 1));
   JobSizing s;
-  s.runtime = kRuntimeBytes;
+  s.runtime = runtime_bytes();
   s.weights = static_cast<int64_t>(ModelWeights::bytes_for(local, c.dtype));
   const double per_seq = job.T * flops_per_token(m, job.T, 1.0 / job.T);
   for (size_t e = 0; e < c.experiments.size(); ++e) {
