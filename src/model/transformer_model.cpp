@@ -504,12 +504,12 @@ void TransformerModel::unembed_tokens(const Tensor& final, const int32_t* tokens
     // Each token's logit comes from the rank holding its row; the others add zero.
     const int vb = shard_.vocab_begin, vr = shard_.vocab_rows;
     std::fill(out, out + B * n, 0.0f);
-    std::vector<float> one(static_cast<size_t>(B));
+    if (token_column_.size() < static_cast<size_t>(B)) token_column_.resize(static_cast<size_t>(B));
     for (int j = 0; j < n; ++j) {
       if (tokens[j] < vb || tokens[j] >= vb + vr) continue;
       const int32_t local = tokens[j] - vb;
-      backend_->unembed_rows(one.data(), final.data, weights_.W_U.matrix(), &local, 1, B);
-      for (int64_t b = 0; b < B; ++b) out[b * n + j] = one[b];
+      backend_->unembed_rows(token_column_.data(), final.data, weights_.W_U.matrix(), &local, 1, B);
+      for (int64_t b = 0; b < B; ++b) out[b * n + j] = token_column_[static_cast<size_t>(b)];
     }
     tp_->allreduce_sum(out, B * n);
   }
@@ -521,12 +521,13 @@ void TransformerModel::unembed_tokens(const Tensor& final, const int32_t* tokens
 // replica is the embedding.
 void TransformerModel::embed_shard(float* out, const TokenBatch& batch, int64_t N) const {
   const int C = cfg_.n_embd, vb = shard_.vocab_begin, vr = shard_.vocab_rows;
-  std::vector<int32_t> local(static_cast<size_t>(N));
+  if (shard_ids_.size() < static_cast<size_t>(N)) shard_ids_.resize(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) {
     const int32_t id = batch.ids[i] - vb;
-    local[i] = id >= 0 && id < vr ? id : 0;
+    shard_ids_[static_cast<size_t>(i)] = id >= 0 && id < vr ? id : 0;
   }
-  backend_->embedding_forward(out, local.data(), weights_.W_E.matrix(), N, cfg_.embedding_scale);
+  backend_->embedding_forward(out, shard_ids_.data(), weights_.W_E.matrix(), N,
+                              cfg_.embedding_scale);
   for (int64_t i = 0; i < N; ++i)
     if (batch.ids[i] < vb || batch.ids[i] >= vb + vr)
       std::fill(out + i * C, out + (i + 1) * C, 0.0f);

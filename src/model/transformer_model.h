@@ -163,6 +163,10 @@ class TransformerModel {
   std::unique_ptr<BackwardWorkspace> bws_;
   HookPlan no_hooks_;
   std::vector<float> inv_freq_;  // rotary frequencies, (rotary_dim / 2)
+  // Tensor-parallel scratch, grown to the largest batch seen: this rank's local token ids of
+  // the embedding, and one token's logits column of unembed_tokens.
+  mutable std::vector<int32_t> shard_ids_;
+  mutable std::vector<float> token_column_;
 };
 
 // Checks token ids and lengths against a model's config; `source` names where they came from.
