@@ -103,7 +103,6 @@ std::vector<std::string> write_circuits(TransformerModel& model, const PairDatas
     const int64_t n = static_cast<int64_t>(sizes.size());
     f.write_ints(group + "/faithfulness/edges", sizes.data(), {n});
     f.write_floats(group + "/faithfulness/metric", metric.data(), {n});
-    f.write_floats(group + "/faithfulness/recovered", recovered.data(), {n});
     f.set_attribute(group, "method", c.method);
     f.set_attribute(group, "metric", c.method == "acdc" && c.acdc.metric == AcdcMetric::Kl ? "kl" : "logit_diff");
     f.set_attribute(group, "ablation", c.ablation == EdgeAblation::Mean ? "mean" : "corrupted");
@@ -118,6 +117,8 @@ std::vector<std::string> write_circuits(TransformerModel& model, const PairDatas
                     "metric: mean logit difference over the pairs with the top `edges` edges of "
                     "the ranking kept and every other edge ablated; recovered: (metric - "
                     "ablated_metric) / (clean_metric - ablated_metric)");
+    // Last: its presence marks the circuit complete for --resume.
+    f.write_floats(group + "/faithfulness/recovered", recovered.data(), {n});
     lines.push_back("circuit " + c.name + ": " + std::to_string(kept.size()) + " of " +
                     std::to_string(g.edge_count()) + " edges kept (" + summary + "); they recover " +
                     percent(at_kept.recovered.front()) + " of the logit difference");

@@ -21,6 +21,7 @@ void EdgeRunner::add_senders(HookPlan& plan, int B, int T, float* dst, const flo
   const ModelConfig& cfg = model_.config();
   const int64_t C = cfg.n_embd, S = graph_.n_senders(), TC = T * C;
   const int H = cfg.n_head;
+  const bool post_norms = cfg.post_norms;
   // Row b's sender s: its raw value was copied to dst; scale it per position (Gemma's
   // post-norm, w / scale[t]) and turn it into source - value when there is a source.
   auto finish = [=](int b, int s, const float* scale, const float* w) {
@@ -33,17 +34,17 @@ void EdgeRunner::add_senders(HookPlan& plan, int B, int T, float* dst, const flo
       for (int64_t i = 0; i < TC; ++i) d[i] = src[i] - d[i];
     }
   };
-  auto whole = [=](int s_of_layer, bool layer0_only) {
+  // A residual-shaped sender (Resid Start, an MLP): the hook's value (B, T, C) is its output.
+  auto whole = [=](int s) {
     return [=](const HookContext& ctx, Tensor& v) {
       if (ctx.row_begin != 0) throw std::invalid_argument("edge forwards run every position");
-      const int s = layer0_only ? 0 : s_of_layer;
       for (int b = 0; b < B; ++b) {
         std::memcpy(dst + (b * S + s) * TC, v.data + b * TC, sizeof(float) * TC);
         finish(b, s, nullptr, nullptr);
       }
     };
   };
-  plan.add({HookKind::ResidPre, 0}, whole(0, true));
+  plan.add({HookKind::ResidPre, 0}, whole(0));
   for (int L = 0; L < cfg.n_layer; ++L) {
     const int first = graph_.head_sender(L, 0);
     plan.add({HookKind::Result, L}, [=](const HookContext&, Tensor& v) {
@@ -53,17 +54,17 @@ void EdgeRunner::add_senders(HookPlan& plan, int B, int T, float* dst, const flo
           for (int t = 0; t < T; ++t)
             std::memcpy(d + t * C, v.data + ((static_cast<int64_t>(b) * T + t) * H + h) * C,
                         sizeof(float) * C);
-          if (!cfg.post_norms) finish(b, first + h, nullptr, nullptr);
+          if (!post_norms) finish(b, first + h, nullptr, nullptr);
         }
     });
-    if (cfg.post_norms) {
+    if (post_norms) {
       const float* w = model_.weights().blocks[L].ln1_post_w.data;
       plan.add({HookKind::Ln1PostScale, L}, [=](const HookContext&, Tensor& scale) {
         for (int b = 0; b < B; ++b)
           for (int h = 0; h < H; ++h) finish(b, first + h, scale.data, w);
       });
     }
-    plan.add({HookKind::MlpOut, L}, whole(graph_.mlp_sender(L), false));
+    plan.add({HookKind::MlpOut, L}, whole(graph_.mlp_sender(L)));
   }
 }
 
