@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12 (sizing): `causeway run --dry-run` reads no weights and writes nothing; its memory
-# estimate is within 20% of the peak RSS the job then has; --ranks/--tp size other layouts
+# estimate is within 20% of the peak RSS the job then has (1 rank, and each rank at tp = 2);
+# --ranks/--tp size other layouts
 # (the weight shard shrinks with tp) and a tp that does not fit is refused before any work.
 source "$(dirname "$0")/common.sh"
 PY=/usr/bin/python3
@@ -26,6 +27,18 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)' \
     fail "$dtype: estimate $estimate MiB vs peak RSS $peak MiB"
   echo "$dtype: estimate $estimate MiB, peak RSS $peak MiB"
 done
+
+# tp = 2: the per-rank estimate against the largest rank's peak RSS of the real 2-rank job
+# (mpiexec's children are reaped by it, so their maximum reaches RUSAGE_CHILDREN).
+estimate=$("$CAUSEWAY" run "$WORK/f32.toml" --dry-run --ranks 2 --tp 2 | mib)
+peak=$("$PY" -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)' \
+  "${MPIRUN[@]}" -np 2 "$CAUSEWAY" run "$WORK/f32.toml" --tp 2 --out "$WORK/tp2.h5" --quiet)
+"$PY" -c "import sys; e, p = $estimate, $peak; sys.exit(0 if abs(e - p) <= 0.2 * p else 1)" ||
+  fail "tp 2: estimate $estimate MiB per rank vs peak RSS $peak MiB"
+echo "tp 2: estimate $estimate MiB per rank, largest rank's peak RSS $peak MiB"
 
 # Layouts sized without running them: 8 ranks as 4 x 2 hold half the weights per rank.
 one=$("$CAUSEWAY" run "$WORK/f32.toml" --dry-run --ranks 8 | weights_mib)
