@@ -6,25 +6,10 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "patching/metric.h"
 #include "patching/metric_gradient.h"
 
 namespace causeway {
-
-namespace {
-
-// Log-softmax of each of `rows` rows of V logits, in place.
-void log_softmax(float* x, int64_t rows, int64_t V) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * V;
-    const float mx = *std::max_element(row, row + V);
-    double sum = 0.0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    for (int64_t v = 0; v < V; ++v) row[v] -= lse;
-  }
-}
-
-}  // namespace
 
 CircuitRuns::CircuitRuns(EdgeRunner& runner, const PairDataset& data, int begin, int end,
                          EdgeAblation ablation, Direction direction)
@@ -41,8 +26,7 @@ CircuitRuns::CircuitRuns(EdgeRunner& runner, const PairDataset& data, int begin,
   HookPlan plan(cfg.n_layer);
   const Tensor logits = runner.run_recording(*target_, ep_.read, plan, clean.data());
   clean_ld_ = logit_diffs(runner.model(), ep_.pairs, logits.data);
-  clean_lp_.assign(logits.data, logits.data + P * V);
-  log_softmax(clean_lp_.data(), P, V);
+  clean_logits_.assign(logits.data, logits.data + P * V);
   if (ablation == EdgeAblation::Corrupted) {
     source_.resize(clean.size());
     HookPlan other(cfg.n_layer);
@@ -99,14 +83,11 @@ std::vector<double> CircuitRuns::run(const std::vector<const std::vector<float>*
     const std::vector<double> ld = logit_diffs(runner_.model(), pairs, logits.data);
     out.insert(out.end(), ld.begin(), ld.end());
     if (!kl) continue;
-    std::vector<float> lp(logits.data, logits.data + static_cast<int64_t>(B) * V);
-    log_softmax(lp.data(), B, V);
+    PairTargets t;
     for (int row = 0; row < B; ++row) {
-      const float* c = clean_lp_.data() + static_cast<int64_t>(row % P) * V;
-      const float* q = lp.data() + static_cast<int64_t>(row) * V;
-      double d = 0.0;
-      for (int64_t i = 0; i < V; ++i) d += std::exp(static_cast<double>(c[i])) * (c[i] - q[i]);
-      kl->push_back(d);
+      t.clean_logits = clean_logits_.data() + static_cast<int64_t>(row % P) * V;
+      kl->push_back(pair_metric(MetricKind::KlFromClean, t, 0.0,
+                                logits.data + static_cast<int64_t>(row) * V, static_cast<int>(V)));
     }
   }
   return out;

@@ -41,7 +41,7 @@ class CircuitRuns {
   EdgePairs ep_;
   int64_t row_size_;             // S * T * C
   std::vector<float> source_;    // ablation outputs (P, S, T, C)
-  std::vector<float> clean_lp_;  // clean log-probabilities at read positions (P, V)
+  std::vector<float> clean_logits_;  // the target run's logits at read positions (P, V)
   std::vector<double> clean_ld_, source_ld_;
   const TokenBatch* target_;
   std::vector<float> rows_source_, rows_coef_;
