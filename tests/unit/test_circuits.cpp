@@ -68,9 +68,12 @@ TEST(SplitInputs, UneditedSplitInputsGiveTheSameForward) {
   logits_of(m, ep.clean, pre, ep.read);
   const Tensor rp = pre.activations().at("blocks.1.hook_resid_pre");
   const int64_t C = m.config().n_embd, H = m.config().n_head;
+  // Two forwards by different paths (layer 0's output summed per sender in the split one), so
+  // equal up to fp32 rounding of O(1) residual values: bit equality holds on one CPU only.
   for (int64_t n = 0; n < rp.numel() / C; ++n)
     for (int64_t h = 0; h < H; ++h)
-      for (int64_t c = 0; c < C; ++c) ASSERT_EQ(qin.data[(n * H + h) * C + c], rp.data[n * C + c]);
+      for (int64_t c = 0; c < C; ++c)
+        ASSERT_NEAR(qin.data[(n * H + h) * C + c], rp.data[n * C + c], 1e-5) << n << " " << h << " " << c;
 }
 
 struct EdgeRun {
@@ -212,7 +215,9 @@ TEST(Faithfulness, EveryEdgeKeptIsTheCleanRunAndNoneIsTheAblatedRun) {
     ASSERT_EQ(c.edges.back(), e.g.edge_count());
     EXPECT_NEAR(c.metric.back(), c.clean_metric, 1e-4);
     EXPECT_NEAR(c.recovered.back(), 1.0, 1e-4);
-    EXPECT_NEAR(c.recovered.front(), 0.0, 1e-9);
+    // The empty circuit's metric comes from the edge-patched forward, the ablated metric from
+    // the ablated run: equal up to rounding (1e-6 on a difference of > 1e-2, so 1e-4).
+    EXPECT_NEAR(c.recovered.front(), 0.0, 1e-4);
     EXPECT_GT(std::abs(c.clean_metric - c.ablated_metric), 1e-2);
     if (ab == EdgeAblation::Corrupted) {  // every edge ablated to the corrupted run is that run
       HookPlan plan(2);
