@@ -10,7 +10,7 @@ from . import figures
 from .figures import plt
 from .labels import experiment_title
 from .loader import Experiment
-from .ranking import RankedCell, no_effect_value, ranking_note, value_note
+from .ranking import RankedCell, no_effect_value, ranking_summary
 
 
 def plot_top_cells(exp: Experiment, cells: list[RankedCell], per_pair: np.ndarray | None,
@@ -44,8 +44,7 @@ def plot_top_cells(exp: Experiment, cells: list[RankedCell], per_pair: np.ndarra
     ax.invert_yaxis()
     spread = "bars: mean, whiskers: ±1 std over pairs, dots: pairs" if per_pair is not None \
         else "mean (no per-pair values on the mean's scale in this file)"
-    note = value_note(exp)
-    ax.set_xlabel(f"{exp.metric}, {note}\n{ranking_note(exp)}; {spread}", fontsize=8)
+    ax.set_xlabel(f"{ranking_summary(exp)}\n{spread}", fontsize=8)
     ax.set_title(f"Top {len(cells)}: " + experiment_title(exp.name, exp.attributes), fontsize=10)
     if not cells:
         ax.text(0.5, 0.5, "no defined values", ha="center", va="center", transform=ax.transAxes)

@@ -16,9 +16,27 @@ import h5py
 import numpy as np
 
 from .h5_values import attributes_of, is_string_dataset, strings_of, typed_attributes_of
+from .wording import counted
 
 FAITHFULNESS = "faithfulness"
 _CURVE_DATASETS = ("edges", "metric", "recovered")
+
+
+def recovery_defined(clean_metric: float, ablated_metric: float) -> bool:
+    """Whether (metric - ablated) / (clean - ablated) means anything: the two must differ by more
+    than the float rounding of their computations, as causeway's circuit step decides it
+    (patching/circuit_eval.h: 1e-3 of the larger magnitude, at least 1e-4). Unknown metrics
+    (NaN, older files) leave the stored values as they are."""
+    if math.isnan(clean_metric) or math.isnan(ablated_metric):
+        return True
+    span = abs(clean_metric - ablated_metric)
+    return span > max(1e-3 * max(abs(clean_metric), abs(ablated_metric)), 1e-4)
+
+
+def is_pending_circuit(group: h5py.Group) -> bool:
+    """A circuit group marked `complete` = 0: laid out, or begun, but not finished."""
+    value = group.attrs.get("complete")
+    return value is not None and not bool(np.asarray(value).ravel()[0])
 
 
 @dataclass
@@ -30,6 +48,12 @@ class Faithfulness:
     recovered: np.ndarray  # (point,) (metric - ablated) / (clean - ablated)
     clean_metric: float
     ablated_metric: float
+
+    @property
+    def defined(self) -> bool:
+        """False where the clean and all-ablated metrics agree: every `recovered` is then noise
+        divided by rounding (causeway stores NaN; older files stored the noise)."""
+        return recovery_defined(self.clean_metric, self.ablated_metric)
 
     def recovered_at(self, n_edges: int) -> float:
         """The recovered fraction with exactly n_edges kept; NaN when the curve lacks that
@@ -49,10 +73,19 @@ class Circuit:
     uninterpreted: tuple[str, ...] = field(default=())  # members this reader does not use
 
     @property
+    def recovery_defined(self) -> bool:
+        """False where the clean and all-ablated metrics agree (recovered is then undefined)."""
+        return recovery_defined(_number(self.values, "clean_metric"),
+                                _number(self.values, "ablated_metric")) and \
+            (self.faithfulness is None or self.faithfulness.defined)
+
+    @property
     def recovered(self) -> float:
         """The fraction of the metric the kept edges recover: the curve's point at the circuit's
         size, else the group's `recovered` attribute (a curve over doubling sizes may skip the
-        circuit's own); NaN when neither is there."""
+        circuit's own); NaN when neither is there, or when it is undefined."""
+        if not self.recovery_defined:
+            return math.nan
         if self.faithfulness is not None:
             at_size = self.faithfulness.recovered_at(len(self.edges))
             if not math.isnan(at_size):
@@ -70,7 +103,7 @@ class Circuit:
             return f"threshold {self.attributes['threshold']}"
         if "size" in self.attributes:
             return f"top {self.attributes['size']} edges"
-        return f"{len(self.edges)} edges"
+        return counted(len(self.edges), "edge")
 
     @property
     def title(self) -> str:

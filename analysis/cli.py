@@ -12,6 +12,7 @@ import sys
 from .diff import (DEFAULT_IGNORED_ATTRIBUTES, DEFAULT_RTOL, Tolerance, compare_results,
                    format_diff)
 from .loader import ResultFileError, load_results
+from .wording import counted
 
 EXIT_DIFFERENT = 1
 EXIT_BAD_INPUT = 2
@@ -87,7 +88,8 @@ def _run_report(args) -> int:
         print(f"{result.incomplete_note} (the run did not finish; `causeway run --resume` "
               "continues it)")
     report = build_report(result, args.out, args.top)
-    print(f"wrote {len(report.figures)} figures and {len(report.tables)} tables; "
+    print(f"wrote {counted(len(report.figures), 'figure')} and "
+          f"{counted(len(report.tables), 'table')}; "
           f"open {report.index}")
     return 0
 

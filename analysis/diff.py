@@ -5,8 +5,9 @@ max |A - B| > atol + rtol * max |A| (A is the reference), so a run of raw logit 
 the tens and one of probabilities near 1e-3 are judged alike. A NaN in one file where the other
 has a number counts as an infinite difference; integer and string data (token ids, prompts)
 must match exactly. Attributes are compared by value, whether a file stored them as strings or
-typed ("3.000000" equals 3.0). The stored configs are compared key by key and the keys that
-differ are listed, to explain a difference. /meta (version, git hash) is reported but never
+typed ("3.000000" equals 3.0): a real-valued one (`no_effect`, say) within the arrays'
+tolerance, relative to its |A|, the others exactly. The stored configs are compared key by key
+and the keys that differ are listed, to explain a difference. /meta (version, git hash) is reported but never
 counts as a difference: comparing two builds is the point.
 """
 
@@ -87,6 +88,8 @@ class ExperimentDiff:
     missing_from: str = ""  # "A" or "B" when the experiment is in one file only
     values: dict[str, ValueDiff] = field(default_factory=dict)  # "mean", "effect", "baselines/x"
     attributes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # real-valued attributes that differ at all, as (A, B) text; their ValueDiff is in values
+    attribute_text: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def differs(self, tol: Tolerance) -> bool:
         return bool(self.missing_from or self.attributes
@@ -105,21 +108,46 @@ class FileDiff:
                 or any(v.differs(tol) for v in self.data.values()))
 
 
-def _same_attribute(a: str | None, b: str | None) -> bool:
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _attribute_diff(a: str | None, b: str | None) -> ValueDiff | None:
+    """The attributes' difference as a value when both are numbers and one is real (a
+    tolerance then applies); None when they must match exactly."""
     if a is None or b is None:
-        return a is b
+        return None
     x, y = attribute_value(a), attribute_value(b)
-    if isinstance(x, float) or isinstance(y, float):
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) \
-                and not isinstance(x, bool) and not isinstance(y, bool):
-            return math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0) or (math.isnan(x) and math.isnan(y))
-    return x == y
+    if not (_real(x) and _real(y)) or not (isinstance(x, float) or isinstance(y, float)):
+        return None
+    return _value_diff(np.float64(x), np.float64(y))
 
 
-def _attribute_changes(a: dict[str, str], b: dict[str, str],
-                       ignored: set[str]) -> dict[str, tuple[str | None, str | None]]:
-    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
-            if k not in ignored and not _same_attribute(a.get(k), b.get(k))}
+def _attribute_changes(a: dict[str, str], b: dict[str, str], ignored: set[str]
+                       ) -> tuple[dict[str, tuple[str | None, str | None]], dict[str, ValueDiff]]:
+    """Attributes that differ: (those compared exactly, as (A, B) text; real-valued ones whose
+    values differ at all, for the tolerance to judge)."""
+    exact, real = {}, {}
+    for k in sorted(a.keys() | b.keys()):
+        if k in ignored:
+            continue
+        values = _attribute_diff(a.get(k), b.get(k))
+        if values is not None:
+            if values.difference > 0:
+                real[k] = values
+        elif a.get(k) is None or b.get(k) is None:  # in one file only
+            exact[k] = (a.get(k), b.get(k))
+        elif attribute_value(a[k]) != attribute_value(b[k]):
+            exact[k] = (a[k], b[k])
+    return exact, real
+
+
+def _add_attribute_changes(out: ExperimentDiff, a: dict[str, str], b: dict[str, str],
+                           ignored: set[str]) -> None:
+    exact, real = _attribute_changes(a, b, ignored)
+    out.attributes.update(exact)
+    out.values.update({f"attribute {k}": v for k, v in real.items()})
+    out.attribute_text.update({k: (a[k], b[k]) for k in real})
 
 
 def _compare_experiment(a: Experiment, b: Experiment, ignored: set[str]) -> ExperimentDiff:
@@ -135,7 +163,7 @@ def _compare_experiment(a: Experiment, b: Experiment, ignored: set[str]) -> Expe
             out.values[f"baselines/{key}"] = _value_diff(a.baselines[key], b.baselines[key])
         else:
             out.values[f"baselines/{key}"] = MISSING
-    out.attributes.update(_attribute_changes(a.attributes, b.attributes, ignored))
+    _add_attribute_changes(out, a.attributes, b.attributes, ignored)
     return out
 
 
@@ -151,7 +179,7 @@ def _compare_circuit(a: Circuit, b: Circuit, ignored: set[str]) -> ExperimentDif
             out.values[f"faithfulness/{key}"] = (
                 MISSING if a.faithfulness is None or b.faithfulness is None
                 else _value_diff(getattr(a.faithfulness, key), getattr(b.faithfulness, key)))
-    out.attributes.update(_attribute_changes(a.attributes, b.attributes, ignored))
+    _add_attribute_changes(out, a.attributes, b.attributes, ignored)
     return out
 
 
@@ -211,7 +239,9 @@ def compare_results(a: ResultFile, b: ResultFile,
     for key in sorted(a.data.keys() | b.data.keys()):
         data[key] = (_value_diff(a.data[key], b.data[key])
                      if key in a.data and key in b.data else MISSING)
-    meta = {k: v for k, v in _attribute_changes(a.meta, b.meta, set()).items() if k != "config"}
+    exact, real = _attribute_changes(a.meta, b.meta, set())
+    meta = {k: v for k, v in exact.items() if k != "config"}
+    meta.update({k: (a.meta[k], b.meta[k]) for k in real})
     config = config_differences(a.meta.get("config", ""), b.meta.get("config", ""))
     return FileDiff(experiments, data, meta, config)
 
@@ -247,6 +277,9 @@ def format_diff(diff: FileDiff, a: ResultFile, b: ResultFile, tol: Tolerance) ->
                 f"max |A| {_number(v.scale)})" for k, v in over.items()))
         for key, (old, new) in e.attributes.items():
             lines.append(f"    attribute {key}: {_short(old)} -> {_short(new)}")
+        for key, (old, new) in e.attribute_text.items():
+            if e.values[f"attribute {key}"].differs(tol):
+                lines.append(f"    attribute {key}: {_short(old)} -> {_short(new)}")
     changed_data = {k: v for k, v in diff.data.items() if v.differs(tol)}
     if changed_data:
         lines.append(f"data: DIFFERS: {_values_text(changed_data)}")

@@ -20,8 +20,10 @@ def uses_log_scale(circuits: list[Circuit]) -> bool:
 
 
 def plot_faithfulness(circuits: list[Circuit], path: Path) -> Path | None:
-    """The plot of every circuit that has a curve; None when none has."""
-    with_curve = [c for c in circuits if c.faithfulness is not None]
+    """The plot of every circuit that has a curve whose recovered share is defined (where the
+    clean and all-ablated metrics agree it is undefined, and plotting it would draw rounding
+    noise); None when none has."""
+    with_curve = [c for c in circuits if c.faithfulness is not None and c.recovery_defined]
     if not with_curve:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")

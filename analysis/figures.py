@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -33,6 +34,30 @@ def symmetric_limit(values: np.ndarray) -> float:
     finite = np.abs(values[np.isfinite(values)])
     limit = float(finite.max()) if finite.size else 0.0
     return limit if limit > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """A diverging scale: colours run symmetrically from centre - limit to centre + limit, so
+    equal distances from the centre get equal colours; the colour bar shows only low..high,
+    the values the data reaches (and the centre), never a range no cell has."""
+
+    centre: float
+    limit: float
+    low: float
+    high: float
+
+
+def colour_scale(values: np.ndarray, centre: float, min_limit: float = 0.0) -> ColourScale:
+    """The scale for `values` centred at `centre`; `min_limit` widens the colours (not the
+    bar) so that fixed points such as 0 and 1 of a normalized metric look alike everywhere."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    limit = max(symmetric_limit(values - centre), min_limit)
+    if finite.size == 0 or finite.min() == finite.max() == centre:
+        return ColourScale(centre, limit, centre - limit, centre + limit)
+    return ColourScale(centre, limit, min(float(finite.min()), centre),
+                       max(float(finite.max()), centre))
 
 
 def save(fig, path: Path) -> Path:

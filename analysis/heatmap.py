@@ -110,6 +110,14 @@ def _plot_empty(exp: Experiment, path: Path) -> Path:
     return figures.save(fig, path)
 
 
+def heatmap_scale(exp: Experiment) -> figures.ColourScale:
+    """Colours centred on the no-effect value; the colour bar spans the means' range."""
+    # A normalized mean keeps 0 (corrupted) and 1 (clean) at the same colours in every
+    # experiment, however far its cells reach.
+    min_limit = 1.0 if mean_is_normalized(exp) else 0.0
+    return figures.colour_scale(exp.mean, no_effect_value(exp), min_limit)
+
+
 def plot_heatmap(exp: Experiment, path: Path) -> Path:
     if exp.mean.size == 0:
         return _plot_empty(exp, path)
@@ -119,15 +127,11 @@ def plot_heatmap(exp: Experiment, path: Path) -> Path:
     nrows = math.ceil(len(panels) / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(ncols * panel_w + 1.6, nrows * panel_h + 1.0),
                              squeeze=False, layout="constrained")
-    limit = figures.symmetric_limit(exp.mean - centre)
-    if mean_is_normalized(exp):
-        # Both 0 (corrupted) and 1 (clean) on the scale: colours mean the same in every
-        # experiment, and the colour bar can name both ends.
-        limit = max(limit, 1.0)
+    scale = heatmap_scale(exp)
     image = None
     for ax, panel in zip(grid.flat, panels):
         image = ax.imshow(np.ma.masked_invalid(panel.values), cmap=figures.diverging_cmap(),
-                          vmin=centre - limit, vmax=centre + limit, aspect="auto",
+                          vmin=centre - scale.limit, vmax=centre + scale.limit, aspect="auto",
                           interpolation="nearest")
         _set_ticks(ax, col_axis, "x")
         _set_ticks(ax, row_axis, "y")
@@ -137,9 +141,10 @@ def plot_heatmap(exp: Experiment, path: Path) -> Path:
         ax.axis("off")
     colour_bar = fig.colorbar(image, ax=grid.ravel().tolist(), shrink=0.9)
     colour_bar.ax.set_title(value_label(exp), fontsize=8, loc="left")
-    ticks = [(v, text) for v, text in scale_ticks(exp) if centre - limit <= v <= centre + limit]
-    ends = [centre - limit, centre + limit]
-    ends = [v for v in ends if all(abs(v - t) > 0.15 * limit for t, _ in ticks)]
+    colour_bar.ax.set_ylim(scale.low, scale.high)
+    span = scale.high - scale.low
+    ticks = [(v, text) for v, text in scale_ticks(exp) if scale.low <= v <= scale.high]
+    ends = [v for v in (scale.low, scale.high) if all(abs(v - t) > 0.15 * span for t, _ in ticks)]
     colour_bar.set_ticks([v for v, _ in ticks] + ends,
                          labels=[text for _, text in ticks] + [f"{v:.3g}" for v in ends],
                          fontsize=8)

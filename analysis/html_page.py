@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .faithfulness import LOG_SCALE_ABOVE
 from .ranking import ranking_note, value_note
+from .self_repair import scatter_caption
 from .tables import baseline_summary, format_number, table_rows
 from .top import faithfulness_summary
 from .verification import verification_caption
@@ -105,6 +106,8 @@ def _experiment(report: Report, section: ExperimentSection, anchor: str) -> str:
                         "experiment</p>")
     if section.verify_figure is not None:
         parts.append(_figure(report, section.verify_figure, verification_caption(exp)))
+    if section.scatter is not None:
+        parts.append(_figure(report, section.scatter, scatter_caption(exp)))
     if not section.has_spread:
         parts.append('<p class="note">No per-pair spread: the file has no per-pair values on '
                      "the mean's scale for this experiment.</p>")

@@ -30,12 +30,19 @@ def axis_labels(name: str, values: Sequence[int],
     return tuple(f"{name} {v}" for v in values)
 
 
+def position_token(axis: Axis, i: int) -> str:
+    """The token at entry i of a position axis; "" where the pairs have different tokens there
+    (the file's label is then "pos N", which the position number already says)."""
+    token = axis.labels[i]
+    return "" if token == f"pos {axis.values[i]}" else token
+
+
 def tick_label(axis: Axis, i: int) -> str:
     """Label for a heatmap tick: positions keep their number, as tokens repeat."""
     if axis.named:
         return axis.labels[i]
     if is_position_axis(axis.name):
-        token = axis.labels[i]
+        token = position_token(axis, i)
         return f"{axis.values[i]}:{token}" if token else str(axis.values[i])
     return axis.labels[i]
 
@@ -45,7 +52,7 @@ def entry_label(axis: Axis, i: int) -> str:
     if axis.named:
         return f"{axis.name} {axis.labels[i]}"
     if is_position_axis(axis.name):
-        token = axis.labels[i]
+        token = position_token(axis, i)
         return f"{axis.name}{axis.values[i]}" + (f" {token!r}" if token else "")
     return axis.labels[i]
 

@@ -21,7 +21,7 @@ import numpy as np
 from .h5_values import (as_text, attributes_of, is_string_dataset, read_dataset, strings_of,
                         typed_attributes_of)
 from .h5_values import attribute_value  # noqa: F401  (diff.py and the tests import it here)
-from .circuits import Circuit, read_circuit
+from .circuits import Circuit, is_pending_circuit, read_circuit
 from .labels import axis_labels, cell_label, is_position_axis
 
 SCHEMA_PREFIX = "causeway-results/"
@@ -42,6 +42,7 @@ class Axis:
     values: tuple[int, ...]  # scale values: layer / head / position numbers, or 0..n-1 for strings
     labels: tuple[str, ...]  # "L3", "H2", token strings on position axes, component names
     named: bool = False  # a position axis of named positions (IO, S2, ...): labels are the names
+    text_scale: bool = False  # the scale holds names (components, graph nodes), not numbers
 
     @property
     def size(self) -> int:
@@ -118,6 +119,9 @@ class ResultFile:
     other_groups: tuple[str, ...]  # top-level groups this reader does not interpret
     activations_done: np.ndarray | None = None  # done bitmap of the activation cache
     circuits: dict[str, Circuit] = field(default_factory=dict)  # /circuits/<name>
+    # [[circuit]] tables the file lacks complete (a job stopped in the circuit step), in
+    # config order
+    missing_circuits: tuple[str, ...] = ()
 
     @property
     def items_done(self) -> tuple[int, int]:
@@ -133,9 +137,14 @@ class ResultFile:
 
     @property
     def incomplete_note(self) -> str:
-        """"incomplete: N of M items done" for a run that did not finish; empty otherwise."""
+        """"incomplete: N of M items done" (and "; circuits not computed: a, b") for a run that
+        did not finish; "incomplete: circuits not computed: a, b" for one stopped in the circuit
+        step; empty otherwise."""
         done, total = self.items_done
-        return f"incomplete: {done} of {total} items done" if done < total else ""
+        parts = [f"{done} of {total} items done"] if done < total else []
+        if self.missing_circuits:
+            parts.append("circuits not computed: " + ", ".join(self.missing_circuits))
+        return "incomplete: " + "; ".join(parts) if parts else ""
 
 
 def _scale_of(ds: h5py.Dataset, dim: int) -> h5py.Dataset | None:
@@ -164,7 +173,8 @@ def _axis(ds: h5py.Dataset, dim: int, position_labels: tuple[str, ...]) -> Axis:
     name = as_text(scale.attrs.get("NAME", b"")) or scale.name.rsplit("/", 1)[-1]
     if is_string_dataset(scale):
         strings = tuple(strings_of(scale))
-        return Axis(name, tuple(range(size)), strings, named=is_position_axis(name))
+        return Axis(name, tuple(range(size)), strings, named=is_position_axis(name),
+                    text_scale=True)
     values = tuple(int(v) for v in np.asarray(scale[()]).ravel())
     return Axis(name, values, axis_labels(name, values, position_labels))
 
@@ -229,7 +239,7 @@ def _edge_axes(group: h5py.Group, axes: tuple[Axis, ...],
     for axis, axis_name, size in zip(axes, EDGE_AXES, shape):
         names = group.get(f"{axis_name}_names")
         if isinstance(names, h5py.Dataset) and is_string_dataset(names) and names.shape == (size,):
-            axis = Axis(axis_name, tuple(range(size)), tuple(strings_of(names)))
+            axis = Axis(axis_name, tuple(range(size)), tuple(strings_of(names)), text_scale=True)
         named.append(axis)
     return tuple(named)
 
@@ -347,8 +357,9 @@ def load_results(path: str | Path) -> ResultFile:
                     else:
                         experiments[name] = loaded
             experiments = _in_config_order(experiments, meta.get("config", ""))
-            circuits = _in_config_order(_read_circuits(f.get("circuits"), skipped),
-                                        meta.get("config", ""), "circuit")
+            circuits, pending = _read_circuits(f.get("circuits"), skipped)
+            circuits = _in_config_order(circuits, meta.get("config", ""), "circuit")
+            missing = _missing_circuits(meta.get("config", ""), circuits, pending, skipped)
             activations_done = None
             cache_done = f.get("activations/done")
             if isinstance(cache_done, h5py.Dataset) and cache_done.dtype.kind in "biu":
@@ -362,19 +373,33 @@ def load_results(path: str | Path) -> ResultFile:
             message = " ".join(str(e).split())
             raise ResultFileError(f"{path}: damaged or truncated result file: {message}") from None
     return ResultFile(path, schema, meta, position_labels, data, experiments, skipped, other,
-                      activations_done, circuits)
+                      activations_done, circuits, missing)
 
 
-def _read_circuits(group, skipped: dict[str, str]) -> dict[str, Circuit]:
-    """Every readable circuit; the others go to `skipped` as "circuits/NAME" with the reason.
-    Files without /circuits (all files before edge experiments) have none."""
-    circuits = {}
+def _read_circuits(group, skipped: dict[str, str]) -> tuple[dict[str, Circuit], list[str]]:
+    """Every readable circuit, and the names of those marked not complete (`complete` = 0:
+    laid out, or begun, by a job that stopped before finishing them); the unreadable others go
+    to `skipped` as "circuits/NAME" with the reason. Files without /circuits (all files before
+    edge experiments) have none."""
+    circuits, pending = {}, []
     if not isinstance(group, h5py.Group):
-        return circuits
+        return circuits, pending
     for name, sub in group.items():
+        if isinstance(sub, h5py.Group) and is_pending_circuit(sub):
+            pending.append(name)
+            continue
         loaded = read_circuit(name, sub) if isinstance(sub, h5py.Group) else "not a group"
         if isinstance(loaded, str):
             skipped[f"circuits/{name}"] = loaded
         else:
             circuits[name] = loaded
-    return circuits
+    return circuits, pending
+
+
+def _missing_circuits(config_text: str, circuits: dict, pending: list[str],
+                      skipped: dict[str, str]) -> tuple[str, ...]:
+    """The config's circuits that the file does not hold complete (files written before the
+    `complete` mark lack the group altogether), then pending groups the config does not name."""
+    named = config_experiment_names(config_text, "circuit")
+    missing = [n for n in named if n not in circuits and f"circuits/{n}" not in skipped]
+    return tuple(missing + [n for n in pending if n not in missing])

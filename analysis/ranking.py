@@ -96,6 +96,15 @@ def ranking_note(exp: Experiment) -> str:
     return f"ranked by |mean - no effect| where no effect = {no_effect_value(exp):.3f}"
 
 
+def ranking_summary(exp: Experiment) -> str:
+    """The ranking and how to read the values in one line, the no-effect value said once."""
+    if mean_is_normalized(exp):
+        return f"{ranking_note(exp)}; {value_note(exp)}"
+    if exp.is_edges:
+        return f"{ranking_note(exp)}; edge scores ({exp.metric})"
+    return f"{ranking_note(exp)} (the {_target_name(exp)} run's {exp.metric})"
+
+
 def value_label(exp: Experiment) -> str:
     """What the mean's numbers are, short enough for a colour bar's title."""
     if exp.is_edges:

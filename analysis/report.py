@@ -15,6 +15,7 @@ from .faithfulness import plot_faithfulness
 from .heatmap import plot_heatmap
 from .loader import Experiment, ResultFile
 from .ranking import RankedCell, per_pair_on_mean_scale, top_cells
+from .self_repair import is_self_repair, plot_total_vs_direct
 from .tables import write_circuit_csv, write_csv, write_markdown
 from .verification import plot_verification
 
@@ -32,6 +33,7 @@ class ExperimentSection:
     cells: list[RankedCell]
     has_spread: bool
     verify_figure: Path | None = None  # attribution runs with a verify/ check
+    scatter: Path | None = None  # self_repair: total vs direct effect per component
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Report:
     def figures(self) -> list[Path]:
         return ([p for s in self.sections for p in (s.heatmap, s.top_chart)]
                 + [s.verify_figure for s in self.sections if s.verify_figure is not None]
+                + [s.scatter for s in self.sections if s.scatter is not None]
                 + [c.figure for c in self.comparisons]
                 + [c.figure for c in self.circuits]
                 + ([self.faithfulness] if self.faithfulness is not None else []))
@@ -101,7 +104,9 @@ def _experiment_section(exp: Experiment, stem: str, out_dir: Path, k: int) -> Ex
         cells=cells,
         has_spread=per_pair is not None,
         verify_figure=(plot_verification(exp, figures_dir / f"{stem}_verify.png")
-                       if exp.verify is not None else None))
+                       if exp.verify is not None else None),
+        scatter=(plot_total_vs_direct(exp, figures_dir / f"{stem}_total_vs_direct.png")
+                 if is_self_repair(exp) else None))
 
 
 def build_report(result: ResultFile, out_dir: str | Path, k: int = 10) -> Report:

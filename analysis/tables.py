@@ -12,11 +12,13 @@ from .circuits import Circuit
 from .edges import parse_edge
 from .loader import Experiment
 from .ranking import RankedCell, ranking_note
+from .wording import without_negative_zero
 
 
 def format_number(value: float, signed: bool = True) -> str:
     if math.isnan(value):
         return "n/a"
+    value = without_negative_zero(value, 4)
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 

@@ -23,8 +23,9 @@ skips it).
 
 bf16 means different things on the two sides: PyTorch computes in bf16; causeway keeps the
 weight matrices in bf16 (--dtype bf16, passed when `causeway logits --help` lists it, or
---causeway-dtype-flag) and computes in fp32. causeway_bench_forward has no --dtype, so bf16 is
-timed through `causeway logits`.
+--causeway-dtype-flag) and computes in fp32, unless --causeway-dtype-flag '--dtype bf16
+--compute bf16' asks for the CPU's bf16 dot products (CAUSEWAY_CPU_BF16=0 in the environment
+turns them off again, for the widened figure).
 """
 import argparse
 import json

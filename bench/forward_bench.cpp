@@ -16,6 +16,8 @@
 #include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
+#include "backend/ops_linear.h"
+#include "cli/compute_choice.h"
 #include "model/model_weights.h"
 #include "model/transformer_model.h"
 
@@ -82,11 +84,15 @@ double peak_rss_kb() {
 int main(int argc, char** argv) {
   CLI::App app{"causeway forward benchmark: tokens/s, GFLOP/s and sgemm peak, as JSON"};
   std::string model_dir;
-  std::string dtype = "f32";
+  std::string dtype = "f32", compute = "f32";
   int batch = 8, seq = 128, threads = 1, repeats = 5;
   app.add_option("--model", model_dir, "Hugging Face checkpoint folder (any supported family)")
       ->required();
-  app.add_option("--dtype", dtype, "weight matrices held as f32, bf16 or f16 (compute is fp32)")
+  app.add_option("--dtype", dtype, "weight matrices held as f32, bf16 or f16")
+      ->capture_default_str();
+  app.add_option("--compute", compute,
+                 "bf16 weights multiplied in f32 (widened) or bf16 (bf16 dot products where the "
+                 "CPU has them; see README, bf16 compute)")
       ->capture_default_str();
   app.add_option("--batch", batch, "sequences per forward")->capture_default_str();
   app.add_option("--seq", seq, "tokens per sequence")->capture_default_str();
@@ -96,9 +102,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   causeway::set_cpu_threads(threads);
+  const causeway::DType held = causeway::parse_weight_dtype(dtype, "--dtype", "");
+  const auto chosen = causeway::parse_compute(compute, "--compute", "");
+  causeway::check_compute_fits_dtype(chosen, held, "--compute", "");
+  causeway::cpu::set_sixteen_bit_compute(chosen);
   auto t_load = Clock::now();
-  causeway::TransformerModel model = causeway::TransformerModel::load(
-      model_dir, causeway::parse_weight_dtype(dtype, "--dtype", ""));
+  causeway::TransformerModel model = causeway::TransformerModel::load(model_dir, held);
   const double load_s = seconds_since(t_load);
   const auto& cfg = model.config();
 
@@ -132,8 +141,9 @@ int main(int argc, char** argv) {
       "{\"threads\": %d, \"batch\": %d, \"seq\": %d, \"load_s\": %.3f, \"median_s\": %.5f, "
       "\"best_s\": %.5f, \"cpu_median_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, "
       "\"sgemm_peak_gflops\": %.2f, \"fraction_of_peak\": %.3f, \"peak_rss_mb\": %.1f, "
-      "\"weights_mb\": %.1f}\n",
+      "\"weights_mb\": %.1f, \"bf16_dot_products\": %s}\n",
       threads, batch, seq, load_s, median, best, cpu_median, batch * seq / median,
-      flops / median / 1e9, peak, flops / median / 1e9 / peak, peak_rss_mb, weight_mb);
+      flops / median / 1e9, peak, flops / median / 1e9 / peak, peak_rss_mb, weight_mb,
+      causeway::cpu::bf16_compute_native() ? "true" : "false");
   return 0;
 }

@@ -7,7 +7,9 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools slurm-wlm
   qemu-user  # runs the binary as older CPUs (tests/mpi/portable_binary_test.sh)
   libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libpcre2-dev libicu-dev
+  libdnnl-dev  # oneDNN: bf16 compute on bf16 dot products (optional; CMake builds without it)
   python3-h5py python3-numpy python3-matplotlib python3-pytest chromium
+  python3-xarray  # analysis.to_xarray (optional for users; its tests run in CI)
 )
 missing=()
 for p in "${packages[@]}"; do

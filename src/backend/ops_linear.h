@@ -1,7 +1,8 @@
 // Linear maps over a WeightMatrix as the checkpoint stores it (backend/weight_matrix.h): fp32,
 // bf16 or f16, in Hugging Face nn.Linear (out, in) or GPT-2 Conv1D (in, out) layout. Compute is
-// always fp32: 16-bit weights are widened to fp32 in cache-sized tiles inside the op, never as a
-// whole matrix, so a bf16 model keeps half the memory of its fp32 copy.
+// fp32 by default: 16-bit weights are widened to fp32 in cache-sized tiles inside the op, never
+// as a whole matrix, so a bf16 model keeps half the memory of its fp32 copy. A run may choose
+// bf16 dot products instead (SixteenBitCompute below).
 // Shape letters as in ops.h: N = rows (B*T), NH = heads, HS = d_head, C = d_model, V = vocab;
 // "in" and "out" are W.in and W.out. Activations, biases and gradients are row-major fp32.
 // Backward ops overwrite activation gradients and accumulate (+=) parameter gradients.
@@ -60,6 +61,18 @@ void embedding_forward(float* out, const int32_t* ids, const WeightMatrix& table
 //   x (B, C)   tokens (n)   out (B, n).   Throws std::out_of_range for a token outside [0, V).
 void unembed_rows(float* out, const float* x, const WeightMatrix& W_U, const int32_t* tokens, int n,
                   int64_t B);
+
+// How bf16 weight matrices are multiplied, process-wide (the run's `[model] compute`).
+//   Exact (the default): widened to fp32, so results equal fp32 on the rounded weights.
+//   BF16: on the CPU's bf16 dot products where it has them (bf16_dot_products_available() in
+//     cpu/bf16_dot_gemm.h), which also rounds the activations to bf16 (8-bit mantissa):
+//     each product then carries up to 2^-8 relative error, summed in fp32. Where the CPU has
+//     none, and for f16 weights, BF16 computes as Exact.
+enum class SixteenBitCompute { Exact, BF16 };
+void set_sixteen_bit_compute(SixteenBitCompute compute);
+SixteenBitCompute sixteen_bit_compute();
+// True when BF16 would run on bf16 dot products in this process (else it computes as Exact).
+bool bf16_compute_native();
 
 // 16-bit float words. Widening is exact; narrowing rounds to nearest, ties to even, overflows to
 // inf and keeps NaN a (quiet) NaN. The widenings are inline and branch-free so that the loops

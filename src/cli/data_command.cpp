@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/number_options.h"
+#include "cli/output_guard.h"
 #include "core/error.h"
 #include "data/ioi.h"
 #include "data/prompt_pairs.h"
@@ -28,6 +30,7 @@ struct IoiCommandOptions {
 
 int run_ioi(const IoiCommandOptions& o) {
   // Refuse before any work, so nothing is half-done when the answer is no.
+  guard_output_file(o.out, {{o.tokenizer, "the tokenizer folder"}}, "--out");
   if (std::filesystem::exists(o.out) && !o.overwrite)
     throw InputError(o.out, "", "output file exists; pass --overwrite to replace it");
   const Tokenizer tok = o.prepend_bos ? Tokenizer::from_model_dir(o.tokenizer).with_prepend_bos(*o.prepend_bos)
@@ -69,10 +72,11 @@ Command add_data_command(CLI::App& app) {
              "went to the store, John gave a drink to\" -> answer ' Mary', wrong ' John'. Half "
              "the pairs name the IO first (ABBA), half the subject (BABA); clean and corrupted "
              "differ only in the second subject name, so they have equal token counts.");
-  ioi->add_option("--n", o->ioi.n, "Number of pairs")->capture_default_str()->check(CLI::PositiveNumber);
+  ioi->add_option("--n", o->ioi.n, "Number of pairs")->capture_default_str()->check(positive_integer());
   ioi->add_option("--seed", o->ioi.seed,
                   "Random seed; the same seed, tokenizer and options give the same file")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(unsigned_64());
   ioi->add_option("--corruption", o->corruption,
                   "How the corrupted prompt differs: 'swap' puts the IO's name at the second "
                   "subject mention (the answer flips to the subject); 'abc' puts a third name "
@@ -83,7 +87,7 @@ Command add_data_command(CLI::App& app) {
                   "Use only this template (0-" + std::to_string(ioi_templates().size() - 1) +
                       ") so that every prompt has the same length; -1 draws one per pair")
       ->capture_default_str()
-      ->check(CLI::Range(-1, static_cast<int>(ioi_templates().size()) - 1));
+      ->check(integer_from(-1, static_cast<int>(ioi_templates().size()) - 1));
   ioi->add_flag("--mixed-lengths", o->mixed_lengths,
                 "Draw from every template, of any length (default: only the templates of the "
                 "most common length, so that a position is the same token in every pair); the "

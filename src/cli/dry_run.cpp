@@ -5,8 +5,10 @@
 #include <fstream>
 #include <string>
 
+#include "cli/readout_experiments.h"
 #include "model/hooks.h"
 #include "model/model_weights.h"
+#include "model/stored_dtype.h"
 #include "model/tensor_shard.h"
 #include "model/transformer_model.h"
 #include "patching/circuit_graph.h"
@@ -47,6 +49,11 @@ std::string gib(int64_t bytes) {
   return buf;
 }
 
+// "1 work item", "36 work items".
+std::string count_of(int64_t n, const std::string& what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
 std::string grid_text(const SweepGrid& g) {
   std::string s = "[";
   for (size_t i = 0; i < g.axes.size(); ++i)
@@ -81,6 +88,43 @@ double edge_forwards(const EdgeSweepRequest& q, const ModelConfig& m) {
   return 0.0;
 }
 
+// Replica r runs items [n r / R, n (r + 1) / R), as StaticScheduler deals them; an item of
+// experiment e costs an equal part of that experiment's FLOPs.
+void size_replicas(const DryRunJob& job, const std::vector<double>& experiment_flops, JobSizing& s) {
+  const int replicas = std::max(1, job.ranks / std::max(job.tp, 1));
+  const int64_t n = job.work_items;
+  std::vector<double> cost_of;  // per experiment, then 0 for activation items
+  std::vector<int64_t> end_of;  // cumulative item counts
+  int64_t total = 0;
+  for (size_t e = 0; e < job.items_of.size(); ++e) {
+    total += job.items_of[e];
+    end_of.push_back(total);
+    cost_of.push_back(job.items_of[e] > 0 ? experiment_flops[e] / job.items_of[e] : 0.0);
+  }
+  double busiest = 0.0;
+  size_t e = 0;
+  for (int r = 0; r < replicas; ++r) {
+    const int64_t begin = n * r / replicas, end = n * (r + 1) / replicas;
+    if (begin == end) s.idle_ranks += job.tp;
+    double flops = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      while (e < end_of.size() && i >= end_of[e]) ++e;
+      if (e < cost_of.size()) flops += cost_of[e];
+    }
+    busiest = std::max(busiest, flops);
+  }
+  // The ranks of a replica share its items' work, each computing its shard.
+  s.busiest_rank_flops = busiest / std::max(job.tp, 1);
+}
+
+// Bytes of one rank's weights (its shard under tp) with matrices held as `dtype`.
+int64_t weight_bytes(const DryRunJob& job, DType dtype) {
+  const ModelConfig& m = *job.model;
+  const ModelConfig local =
+      job.tp > 1 ? TensorShard::make(m, 0, job.tp, job.cfg->path.string()).local(m) : m;
+  return static_cast<int64_t>(ModelWeights::bytes_for(local, dtype));
+}
+
 }  // namespace
 
 JobSizing size_job(const DryRunJob& job) {
@@ -93,7 +137,10 @@ JobSizing size_job(const DryRunJob& job) {
   s.runtime = runtime_bytes();
   s.weights = static_cast<int64_t>(ModelWeights::bytes_for(local, c.dtype));
   const double per_seq = job.T * flops_per_token(m, job.T, 1.0 / job.T);
+  std::vector<double> experiment_flops(c.experiments.size(), 0.0);
   for (size_t e = 0; e < c.experiments.size(); ++e) {
+    const double flops_before = s.flops;
+    const auto count = [&] { experiment_flops[e] = s.flops - flops_before; };
     const ExperimentConfig& x = c.experiments[e];
     const SweepGrid& g = job.grids[e];
     const int rows = std::max(1, x.request.max_rows);
@@ -112,6 +159,15 @@ JobSizing size_job(const DryRunJob& job) {
     if (x.is_edge_kind()) {
       s.caches = std::max(s.caches, edge_cache_bytes(m, job.T, per_item));
       s.flops += edge_forwards(x.edges, m) * job.pairs * per_seq;
+      count();
+      continue;
+    }
+    if (is_readout_kind(x.kind)) {
+      // One forward of each run per pair, the read one caching the cells' hooks.
+      s.caches = std::max(s.caches, per_item * m.n_layer * rows_of(kinds_of(g)) *
+                                        static_cast<int64_t>(sizeof(float)));
+      s.flops += 2.0 * job.pairs * per_seq;
+      count();
       continue;
     }
     const std::vector<HookKind> patched = patched_kinds(x.request.spec);
@@ -127,11 +183,13 @@ JobSizing size_job(const DryRunJob& job) {
                                       static_cast<int64_t>(sizeof(float)));
     // Each cell of each pair is at most one patched forward; attribution is about a forward
     // and a backward (2 forwards) of the clean and the corrupted run.
-    const double forwards = x.kind == "attribution"
-                                ? 6.0 * job.pairs
-                                : static_cast<double>(g.cells.size()) * job.pairs + 2.0 * job.pairs;
+    // self_repair's cells are (component, quantity): one forward per component.
+    const double components = static_cast<double>(g.cells.size()) / (x.kind == "self_repair" ? g.axes.back().size : 1);
+    const double forwards = x.kind == "attribution" ? 6.0 * job.pairs : components * job.pairs + 2.0 * job.pairs;
     s.flops += forwards * per_seq;
+    count();
   }
+  size_replicas(job, experiment_flops, s);
   return s;
 }
 
@@ -143,9 +201,11 @@ void print_dry_run(const DryRunJob& job, std::FILE* out) {
   std::fprintf(out, "dry run of %s: nothing is loaded or written\n", c.path.string().c_str());
   std::fprintf(out, "model: %s (%s, %d layers, d_model %d, %d heads", c.model.string().c_str(),
                m.model_type.c_str(), m.n_layer, m.n_embd, m.n_head);
-  if (m.kv_heads() != m.n_head) std::fprintf(out, ", %d key/value heads", m.kv_heads());
+  if (m.kv_heads() != m.n_head)
+    std::fprintf(out, ", %d key/value head%s", m.kv_heads(), m.kv_heads() == 1 ? "" : "s");
+  const StoredDtype stored = stored_dtype(c.model);  // the headers only: no weights are read
   std::fprintf(out, ", d_mlp %d, vocab %d), weights %s\n", m.n_inner, m.vocab_size,
-               dtype_name(c.dtype));
+               weights_dtype_text(stored, c.dtype).c_str());
   std::fprintf(out, "ranks: %d = %d replica%s x %d tensor-parallel shard%s\n", job.ranks, replicas,
                replicas == 1 ? "" : "s", job.tp, job.tp == 1 ? "" : "s");
   std::fprintf(out, "pairs: %d, up to %d tokens; %lld work items, %lld per replica at most\n",
@@ -157,7 +217,7 @@ void print_dry_run(const DryRunJob& job, std::FILE* out) {
                  c.experiments[e].kind.c_str(), grid_text(job.grids[e]).c_str(),
                  job.grids[e].cells.size());
   for (const CircuitConfig& cc : c.circuits)
-    std::fprintf(out, "  circuit %-16s %s, on rank 0 after the experiments%s\n", cc.name.c_str(),
+    std::fprintf(out, "  circuit %-16s %s, after the experiments, its rows split over every rank%s\n", cc.name.c_str(),
                  cc.method.c_str(),
                  cc.method == "acdc" ? " (its cost depends on the data: about one forward row per "
                                        "pair for each edge it tests)"
@@ -166,9 +226,24 @@ void print_dry_run(const DryRunJob& job, std::FILE* out) {
                "runtime %s = %s\n",
                gib(s.weights).c_str(), gib(s.workspace).c_str(), gib(s.caches).c_str(),
                gib(s.runtime).c_str(), gib(s.per_rank()).c_str());
-  std::fprintf(out, "compute: %.3g FLOP in all, %.3g per rank (at most: prefix reuse and cone "
-               "restriction recompute fewer rows)\n",
-               s.flops, s.flops / job.ranks);
+  if (stored.sixteen_bit() && c.dtype == DType::F32) {
+    const char* as_stored = weight_dtype_name(*stored.dtype);
+    std::fprintf(out, "weights: the checkpoint's %s matrices are widened to f32 on load (%s per rank); "
+                 "[model] dtype = \"%s\" or --dtype %s would hold them as stored in %s per rank "
+                 "(compute is fp32 either way)\n",
+                 as_stored, gib(s.weights).c_str(), as_stored, as_stored,
+                 gib(weight_bytes(job, *stored.dtype)).c_str());
+  }
+  std::fprintf(out, "compute: %.3g FLOP in all, %.3g on the busiest rank (at most: prefix reuse "
+               "and cone restriction recompute fewer rows)\n",
+               s.flops, s.busiest_rank_flops);
+  // A config of circuits alone has no work items: its circuits split over any ranks.
+  if (s.idle_ranks > 0 && job.work_items > 0)
+    std::fprintf(out, "idle: %d of the %d ranks would get no work item (%s for %d replicas); "
+                 "`run` refuses more replicas than work items: use at most %s, or a smaller "
+                 "parallel.pairs_per_item\n",
+                 s.idle_ranks, job.ranks, count_of(job.work_items, "work item").c_str(), replicas,
+                 count_of(job.work_items * job.tp, "rank").c_str());
 }
 
 }  // namespace causeway::cli

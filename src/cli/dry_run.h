@@ -1,5 +1,6 @@
 // `causeway run CONFIG --dry-run [--ranks N --tp T]`: what a job would cost before it runs,
-// from config.json, the run config and the pairs alone (no weights are read), so a 70B job
+// from config.json, the run config and the pairs (of the weights only the safetensors
+// headers, for their shapes and stored dtype; no tensor data is read), so a 70B job
 // can be sized on a laptop: grid sizes, work items per replica, memory per rank (weight
 // shard, forward workspace, run caches, runtime) and the FLOPs of the job.
 #pragma once
@@ -21,6 +22,7 @@ struct DryRunJob {
   int T = 0;                       // the longest prompt
   std::vector<SweepGrid> grids;    // one per experiment, in config order
   int64_t work_items = 0;
+  std::vector<int64_t> items_of;   // work items per experiment; activation items follow them
   int ranks = 1, tp = 1;
 };
 
@@ -29,6 +31,10 @@ struct DryRunJob {
 struct JobSizing {
   int64_t weights = 0, workspace = 0, caches = 0, runtime = 0;
   double flops = 0.0;
+  // The busiest rank's share under static contiguous shares of the items (a dynamic schedule
+  // balances at least as well), and the ranks whose replica gets no item at all.
+  double busiest_rank_flops = 0.0;
+  int idle_ranks = 0;
   int64_t per_rank() const { return weights + workspace + caches + runtime; }
 };
 

@@ -46,4 +46,14 @@ void fault_sleep_after_layout() {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
+void fault_sleep_per_circuit_batch() {
+  if (const int ms = env_int("CAUSEWAY_FAULT_SLEEP_PER_CIRCUIT_BATCH_MS", 0); ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+void fault_kill_at_circuit(const std::string& name) {
+  const char* at = std::getenv("CAUSEWAY_FAULT_KILL_AT_CIRCUIT");
+  if (at && name == at) ::kill(::getpid(), SIGKILL);
+}
+
 }  // namespace causeway::cli

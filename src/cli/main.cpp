@@ -1,14 +1,19 @@
 // The causeway program: subcommands, one clear line per error, exit 2 for bad input.
 #include <cstdio>
 #include <exception>
+#include <sstream>
 
 #include "cli/commands.h"
+#include "cli/launch_rank.h"
 #include "core/error.h"
+#include "model/families/families.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "causeway: causal-intervention experiments (activation patching, ablation, attribution)\n"
-      "on GPT-2-family transformers, with TransformerLens hook names and HDF5 results.",
+      "causeway: causal-intervention experiments (activation patching, ablation, attribution,\n"
+      "edges and circuits) on GPT-2, Llama, Mistral, Qwen2/Qwen3, GPT-NeoX (Pythia) and Gemma 2\n"
+      "transformers (config.json model_type " + causeway::supported_model_types() + "),\n"
+      "with TransformerLens hook names and HDF5 results.",
       "causeway"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("causeway ") + CAUSEWAY_VERSION);
@@ -28,7 +33,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : causeway::kExitInputError;
+    // Every rank of a launch sees the same command line: rank 0 alone says what is wrong.
+    std::ostringstream silent;
+    const int code = causeway::cli::launch_rank() == 0 ? app.exit(e) : app.exit(e, silent, silent);
+    return code == 0 ? 0 : causeway::kExitInputError;
   }
   try {
     if (app.got_subcommand("logits")) return logits();

@@ -21,12 +21,15 @@
 
 #include "cli/circuit_step.h"
 #include "cli/commands.h"
+#include "cli/compute_choice.h"
 #include "cli/device_choice.h"
 #include "cli/dry_run.h"
 #include "cli/fault_hooks.h"
 #include "cli/interrupt.h"
 #include "cli/job_log.h"
+#include "cli/number_options.h"
 #include "cli/output_guard.h"
+#include "cli/readout_experiments.h"
 #include "cli/run_config.h"
 #include "core/error.h"
 #include "io/output_lock.h"
@@ -37,6 +40,9 @@
 #include "model/tensor_shard.h"
 #include "model/transformer_model.h"
 #include "model/tokenizer.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
+#include "model/stored_dtype.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/communicator.h"
 #include "parallel/job_stop.h"
@@ -64,6 +70,8 @@ struct RunOptions {
   bool dry_run = false;
   int dry_ranks = 0;  // --ranks: the job to size (0: this launch's world)
   int tp = 0;         // --tp: overrides [parallel] tp (0: the config's)
+  std::string dtype;  // --dtype: overrides [model] dtype ("": the config's)
+  std::string compute;  // --compute: overrides [model] compute ("": the config's)
   bool tp_within_node = false;  // refuse a tensor-parallel group spread over nodes
   std::string device = "cpu";   // --device: cpu or cuda (cuda falls back to the CPU for now)
 };
@@ -148,6 +156,7 @@ std::map<std::string, AttributeValue> attributes_of(const ExperimentConfig& e, c
     a["grad_drop"] = e.attribution.grad_drop;
   }
   if (e.kind == "ablation") a["ablation"] = e.ablation;
+  if (has_own_engine(e)) add_own_attributes(e, a);
   if (e.kind == "noise") {
     a["corruption"] = "gaussian_noise";
     a["noise_scale"] = static_cast<double>(r.noise.scale);
@@ -190,6 +199,7 @@ bool targets_clean_run(const ExperimentConfig& e) {
 double no_effect_value(const ExperimentConfig& e, const std::vector<double>& clean_metric,
                        const std::vector<double>& corrupted_metric) {
   if (e.kind == "edges") return 0.0;  // edge cells hold changes of the metric
+  if (has_own_engine(e)) return 0.0;   // contributions and changes of the logit difference
   const bool target_clean = targets_clean_run(e);
   if (e.request.metric == MetricKind::Normalized) return target_clean ? 1.0 : 0.0;
   const auto& v = target_clean ? clean_metric : corrupted_metric;
@@ -250,7 +260,10 @@ void print_top(const ExperimentConfig& e, const std::vector<GridAxis>& axes,
   if (e.request.metric == MetricKind::Normalized)
     baselines += " (logit_diff: clean " + fixed3(avg(b.clean_ld)) + ", " + other + " " +
                  fixed3(avg(b.corrupted_ld)) + ")";
-  const std::string what = e.is_edge_kind() ? edge_method_name(e.edges.method) : e.request.spec.name();
+  const std::string what = e.is_edge_kind()           ? edge_method_name(e.edges.method)
+                           : e.readout.components      ? "components"
+                           : e.kind == "logit_lens" ? "accumulated_resid"
+                                                       : e.request.spec.name();
   std::printf("\n%s (%s, %s, %s): %s; ranked by |mean - no effect| where no effect = %.3f\n",
               e.name.c_str(), e.kind.c_str(), what.c_str(), metric.c_str(), baselines.c_str(),
               reference);
@@ -298,28 +311,43 @@ void set_up(Job& job, const RunOptions& o) {
   if (!o.out.empty()) c.output = o.out;
   if (!o.schedule.empty()) c.schedule = o.schedule;
   if (o.tp > 0) c.tp = o.tp;
+  if (!o.dtype.empty()) c.dtype = parse_weight_dtype(o.dtype, "--dtype", "");
+  if (!o.compute.empty()) c.compute = parse_compute(o.compute, "--compute", "");
+  check_compute_fits_dtype(c.compute, c.dtype, o.compute.empty() ? c.path.string() : "--compute",
+                           o.compute.empty() ? "model.compute" : "");
+  cpu::set_sixteen_bit_compute(c.compute);
   c.allow_nonfinite = c.allow_nonfinite || o.allow_nonfinite;
   job.schedule = parse_schedule(c.schedule, "--schedule");
   if (o.resume && o.overwrite)
     throw InputError("command line", "--resume", "cannot be combined with --overwrite");
-  refuse_output_over_inputs(c.output,
-                            {{c.path, "the config"}, {c.data_file, "the pairs file"}, {c.model, "the model folder"}},
-                            o.out.empty() ? "output.path" : "--out");
+  guard_output_file(c.output,
+                    {{c.path, "the config"}, {c.data_file, "the pairs file"}, {c.model, "the model folder"}},
+                    o.out.empty() ? "output.path" : "--out");
   set_cpu_threads(o.threads >= 0 ? o.threads : c.threads > 0 ? c.threads : job.node_threads);
 
   // Everything is checked against config.json; the weights load in place_ranks, sharded over
   // the replica's ranks (a dry run never loads them).
   job.model_config = ModelConfig::from_json_file(c.model / "config.json");
   const ModelConfig& mc = job.model_config;
+  // Every size against the weights' headers (no tensor data), so a dry run refuses a config
+  // that disagrees with them as the run would; a folder without weights is sized as it says.
+  if (Checkpoint::present(c.model))
+    ModelWeights::check_against(mc, Checkpoint::open(c.model), (c.model / "config.json").string());
   const std::string tp_source = o.tp > 0 ? "--tp" : c.path.string();
   // tp must fit the model: its heads, key/value heads and MLP width.
   TensorShard::make(mc, 0, c.tp, (c.model / "config.json").string());
-  for (size_t e = 0; e < c.experiments.size(); ++e)
+  for (size_t e = 0; e < c.experiments.size(); ++e) {
+    if (c.tp > 1 && c.experiments[e].readout.top_k > 0)
+      throw InputError(tp_source, o.tp > 0 ? "" : "parallel.tp",
+                       std::to_string(c.tp) + ": experiment '" + c.experiments[e].name +
+                           "' lists the lens's top_k tokens, which the writing rank computes alone "
+                           "over the whole vocabulary; run it with tp = 1");
     if (c.tp > 1 && c.experiments[e].kind == "attribution" && c.experiments[e].verify_top > 0)
       throw InputError(tp_source, o.tp > 0 ? "" : "parallel.tp",
                        std::to_string(c.tp) + ": experiment '" + c.experiments[e].name +
                            "' verifies attribution with verify_top, which re-runs activation "
                            "patching on the writing rank alone; verify with tp = 1");
+  }
   if (std::filesystem::exists(c.model / "vocab.json") || std::filesystem::exists(c.model / "tokenizer.json"))
     job.tok = std::make_unique<Tokenizer>(c.prepend_bos ? Tokenizer::from_model_dir(c.model).with_prepend_bos(*c.prepend_bos)
                                                         : Tokenizer::from_model_dir(c.model));
@@ -338,7 +366,13 @@ void set_up(Job& job, const RunOptions& o) {
                     job.data.source + (p.line ? ": line " + std::to_string(p.line) : ""));
     job.T_max = std::max(job.T_max, static_cast<int>(p.clean.size()));
   }
-  c.check_against(mc, job.data);
+  try {
+    c.check_against(mc, job.data);
+  } catch (const InputError& e) {
+    // The checks read tp from the config; a --tp given on the command line is what to change.
+    if (o.tp == 0 || e.field() != "parallel.tp") throw;
+    throw InputError("--tp", "", e.detail());
+  }
   for (const ExperimentConfig& e : c.experiments)
     if (e.request.metric == MetricKind::Normalized && e.kind != "noise" && !c.allow_nonfinite)
       refuse_identical_prompts(job.data, e.name);
@@ -348,13 +382,16 @@ void set_up(Job& job, const RunOptions& o) {
   std::vector<ExperimentShape> shapes;
   for (const ExperimentConfig& e : c.experiments) {
     const SweepGrid grid =
-        e.is_edge_kind()
-            ? edge_sweep_grid(e.edges, mc)
+        e.is_edge_kind()   ? edge_sweep_grid(e.edges, mc)
+        : has_own_engine(e) ? own_grid(e, mc, job.data, c.path.string(),
+                                       "experiment[" + std::to_string(job.layouts.size()) + "].positions")
             : grid_for(e.request.spec, mc, job.data, c.path.string(),
                        "experiment[" + std::to_string(job.layouts.size()) + "].positions");
     // Edge estimates compute a pair block's whole grid at once (one item per pair block);
     // measured edges split the senders over items too.
-    const int lead_per_item = e.is_edge_kind() ? edge_sweep_lead_per_item(e.edges, mc) : 1;
+    const int lead_per_item = e.is_edge_kind()    ? edge_sweep_lead_per_item(e.edges, mc)
+                              : has_own_engine(e) ? own_lead_per_item(e, grid)
+                                                  : 1;
     // More cells to verify than the grid has would silently verify fewer.
     if (e.verify_top > static_cast<int64_t>(grid.cells.size()))
       throw InputError(c.path.string(), "experiment[" + std::to_string(job.layouts.size()) + "].verify_top",
@@ -396,8 +433,10 @@ DryRunJob dry_run_of(const Job& job, const RunOptions& o, int world_size) {
   d.T = job.T_max;
   d.grids = job.grids;
   d.work_items = job.plan.size();
-  d.ranks = o.dry_ranks > 0 ? o.dry_ranks : world_size;
   d.tp = job.cfg.tp;  // set_up checked that it fits the model
+  // Not launched under mpirun, a dry run sizes the smallest job the layout allows: one replica.
+  d.ranks = o.dry_ranks > 0 ? o.dry_ranks : world_size > 1 ? world_size : d.tp;
+  for (int e = 0; e < job.n_experiments(); ++e) d.items_of.push_back(job.plan.items_of(e));
   if (d.ranks % d.tp != 0)
     throw InputError(o.tp > 0 ? "--tp" : job.cfg.path.string(), o.tp > 0 ? "" : "parallel.tp",
                      std::to_string(d.tp) + " does not divide the " + std::to_string(d.ranks) +
@@ -418,7 +457,8 @@ void place_ranks(Job& job, const Communicator& world, const RunOptions& o) {
                          std::to_string(job.topo.dp_rank * c.tp + c.tp - 1) +
                          " spans nodes; start whole groups of " + std::to_string(c.tp) +
                          " consecutive ranks per node (e.g. ranks per node a multiple of tp)");
-  if (job.topo.dp_size > job.plan.size())
+  // A config of circuits alone has no items: its circuits split over every rank after the (empty) work.
+  if (job.plan.size() > 0 && job.topo.dp_size > job.plan.size())
     throw InputError(c.path.string(), "parallel",
                      std::to_string(job.topo.dp_size) + " data-parallel ranks but only " +
                          std::to_string(job.plan.size()) +
@@ -433,8 +473,11 @@ bool leads_replica(const Job& job) { return job.topo.tp_rank == 0; }
 
 // What a result file must match to be resumed, beside its config text.
 ResumeIdentity identity_of(const Job& job) {
-  return {job.layouts.front().pairs_per_item, job.model_config.describe().dump(),
-          weights_fingerprint(job.cfg.model)};
+  // Every experiment's layout has this pairs_per_item; a config of circuits alone has none.
+  const int per_item = std::min(job.cfg.pairs_per_item, std::max(static_cast<int>(job.data.pairs.size()), 1));
+  return {per_item, job.model_config.describe().dump(),
+          weights_fingerprint(job.cfg.model), weight_dtype_name(job.cfg.dtype),
+          stored_dtype(job.cfg.model).text, effective_compute_name(job.cfg.compute)};
 }
 
 // Rank 0: a new file laid out in full, or an existing one checked against the config.
@@ -488,6 +531,7 @@ std::vector<uint8_t> prepare_file(const Job& job, const RunOptions& o, JobLog& l
     store.write_data(job.data, job.tok.get());
     fault_kill_during_layout();
     for (const ExperimentLayout& l : job.layouts) store.create_experiment(l);
+    lay_out_circuits(store.file(), job.cfg);
     store.create_activations(job.activations, static_cast<int>(job.data.pairs.size()),
                              job.activations.empty() ? 0 : job.plan.items_of(job.n_experiments()),
                              job.layouts.empty() ? 1 : job.layouts.front().pairs_per_item);
@@ -544,6 +588,7 @@ std::unique_ptr<SweepEngine> make_engine(Job& job, int e) {
     for (const std::string& r : x.receivers) q.receivers.push_back(graph.find_receiver(r));
     return std::make_unique<EdgeSweep>(*job.model, job.data, q);
   }
+  if (has_own_engine(x)) return make_own_engine(*job.model, job.data, x);
   if (x.kind == "attribution")
     return std::make_unique<AttributionRunner>(*job.model, job.data, x.request, x.attribution);
   return std::make_unique<SweepRunner>(*job.model, job.data, x.request);
@@ -747,18 +792,20 @@ std::string verify(const Job& job, int e, ResultStore& store, const std::vector<
   return line;
 }
 
-// Rank 0, once every item is done: the means, timings and verification, then the summary.
-// Nothing is printed until the file is closed and synced, so a summary means a complete file.
+// Rank 0, once every item is done: the means, timings and verification; `summary` gets what
+// print_summary prints. Nothing is printed until the file is closed and synced (the circuits
+// included, cli/circuit_step.h), so a summary means a complete file.
 void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, double wall,
-                 double write_max, int64_t items_run) {
+                 std::vector<std::function<void()>>& summary) {
   const RunConfig& c = job.cfg;
-  std::vector<std::function<void()>> summary;
   try {
     // Room for everything below (verification tables, attributes, metadata) is reserved first:
     // a full disk then stops the job here, before the file is touched.
     int64_t bytes = int64_t{1} << 20;
     for (const ExperimentConfig& x : c.experiments)
       if (x.kind == "attribution") bytes += int64_t{16} * x.verify_top * (job.data.pairs.size() + 2);
+    for (size_t e = 0; e < c.experiments.size(); ++e)  // the lens's top tokens: id and logit each
+      bytes += int64_t{8} * c.experiments[e].readout.top_k * job.data.pairs.size() * job.grids[e].cells.size();
     reserve_space(c.output, bytes, "to write the means");
     ResultStore store = ResultStore::open(c.output);
     store.set_attribute("/meta", "rank_layout", job.topo.describe() + ", schedule " + schedule_name(job.schedule));
@@ -767,6 +814,8 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
       const ExperimentConfig& x = c.experiments[e];
       const std::string g = "/experiments/" + x.name;
       store.write_mean(x.name, x.request.metric);
+      if (x.kind == "self_repair") store.split_last_axis(x.name, job.layouts[e].axes);
+      if (x.kind == "logit_lens" && x.readout.top_k > 0) write_lens_top_tokens(*job.model, job.data, x, store.file());
       store.file().set_attribute(g, "compute_seconds", totals.experiment_seconds[e]);
       const auto mean = store.file().read_floats(g + "/mean");
       const SweepBaselines base = read_baselines(store, g);
@@ -796,12 +845,11 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
         summary.push_back([line] { std::fputs(line.c_str(), stdout); });
       }
       summary.push_back([&job, &o, &x, e, mean, base, reference] {
-        print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
+        if (x.kind != "self_repair") return print_top(x, job.layouts[e].axes, mean, base, reference, o.top);
+        const std::vector<GridAxis> parts(job.layouts[e].axes.begin(), job.layouts[e].axes.end() - 1);
+        print_self_repair_top(x, mean, [&](int64_t c) { return cell_label(parts, c); }, o.top);
       });
     }
-    // Circuits last: they may read the experiments' means.
-    for (const std::string& line : write_circuits(*job.model, job.data, c, store, !o.quiet))
-      summary.push_back([line] { std::printf("\n%s\n", line.c_str()); });
     store.close();
     release_reserve(c.output);
   } catch (const IoError& err) {
@@ -809,8 +857,15 @@ void finish_file(const Job& job, const RunOptions& o, const WorkStats& totals, d
                   "; every work item is done: free space, then continue with --resume to write "
                   "the means");
   }
+}
+
+// Rank 0, after the circuits: the summary finish_file gathered, each circuit's line, the total.
+void print_summary(const Job& job, const RunOptions& o, double wall, double write_max, int64_t items_run,
+                   const std::vector<std::function<void()>>& summary, const CircuitStep& circuits) {
+  const RunConfig& c = job.cfg;
   if (!o.quiet) {
     for (const auto& print : summary) print();
+    for (const std::string& line : circuits.lines) std::printf("\n%s\n", line.c_str());
     std::printf("\nwrote %s (%lld work items run in %.1f s; HDF5 writes %.2f s on the busiest rank, %.1f%%)\n",
                 c.output.string().c_str(), static_cast<long long>(items_run), wall, write_max,
                 100.0 * write_max / std::max(wall, 1e-9));
@@ -851,10 +906,17 @@ int run_job(const RunOptions& o) {
       fault_sleep_after_layout();
     });
     world.broadcast(done);
-    log.info("causeway run: " + std::to_string(job.data.pairs.size()) + " pairs, " +
-             std::to_string(job.n_experiments()) + " experiments, " + std::to_string(job.plan.size()) +
-             " work items, " + job.topo.describe() + ", " + schedule_name(job.schedule) +
-             " schedule, model " + job.cfg.model.string());
+    auto counted = [](size_t n, const std::string& noun) {
+      return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+    };
+    log.info("causeway run: " + counted(job.data.pairs.size(), "pair") + ", " +
+             counted(static_cast<size_t>(job.n_experiments()), "experiment") + ", " +
+             counted(job.plan.size(), "work item") + ", " + job.topo.describe() + ", " + schedule_name(job.schedule) +
+             " schedule, model " + job.cfg.model.string() + " (weights " +
+             weights_dtype_text(stored_dtype(job.cfg.model), job.cfg.dtype) +
+             (job.cfg.compute == cpu::SixteenBitCompute::BF16 ? ", " + compute_text(job.cfg.compute)
+                                                              : "") +
+             ")");
 
     WorkStats mine = do_work(job, done, world, stop, log);
     WorkStats totals = mine;
@@ -862,10 +924,37 @@ int run_job(const RunOptions& o) {
     const int64_t items_run = world.sum(mine.items);
     const double write_max = world.max(mine.write_seconds);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    together(stop, true, [&] {
-      fault_point("finish_file", world.rank());
-      finish_file(job, o, totals, wall, write_max, items_run);
-    });
+    // The circuit step may run for hours (ACDC): every rank checks for a signal before every
+    // round of batches, and the ranks stop together (write_circuits).
+    CircuitStep circuits;
+    const auto circuit_check = [&] {
+      fault_sleep_per_circuit_batch();
+      const int sig = interrupt_signal();
+      if (sig || stop.stop_raised()) throw Interrupted{sig};
+    };
+    std::vector<std::function<void()>> summary;
+    try {
+      together(
+          stop, true,
+          [&] {
+            fault_point("finish_file", world.rank());
+            finish_file(job, o, totals, wall, summary);
+          },
+          interrupt_signal);
+      // Circuits last (they may read the experiments' means), split over every rank.
+      write_circuits(*job.model, job.data, job.cfg, job.cfg.output, !o.quiet, circuit_check, circuits,
+                     stop, world);
+      together(stop, true, [&] { print_summary(job, o, wall, write_max, items_run, summary, circuits); });
+    } catch (JobFailure& f) {
+      // Rank 0 prints it; it alone knows how far the circuits got.
+      if (f.outcome.interrupted())
+        f.outcome.message = "interrupted by " + signal_name(f.outcome.signal) + " during the circuit step" +
+                            (circuits.current.empty() ? "" : " (circuit " + circuits.current + ")") +
+                            "; every work item is done and " + std::to_string(circuits.complete) + " of " +
+                            std::to_string(job.cfg.circuits.size()) +
+                            " circuits are in the file, continue with --resume";
+      throw;
+    }
   } catch (const JobFailure& f) {
     const JobOutcome& r = f.outcome;
     if (world.rank() == 0) {
@@ -893,16 +982,23 @@ Command add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand(
       "run",
-      "Run the experiments of a TOML config (patching, ablation, noise sweeps) and write one HDF5 "
-      "result file. Runs as an MPI job when started with mpirun/srun: ranks split the work items "
-      "and write into the same file; --resume continues a killed job.");
+      "Run the experiments of a TOML config and write one HDF5 result file. Each [[experiment]] "
+      "is one kind: activation (patch each component from the other run), attribution "
+      "(attribution patching, AtP/AtP*: a gradient estimate of every component at once), "
+      "ablation (zero, mean or resample), noise (causal tracing), edges (every "
+      "sender->receiver edge: EAP, EAP-IG, edge patching) or path_patching (which heads reach "
+      "given receivers). Each [[circuit]] then finds a circuit of edges (ACDC, or the top "
+      "edges of an edge experiment) and stores its faithfulness. Runs as an MPI job when "
+      "started with mpirun/srun: ranks split the work items and write into the same file; "
+      "--resume continues a killed job.");
   cmd->add_option("config", o->config, "Experiment config (see configs/ for ready ones)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->footer(
       "Config reference: README.md, section \"Experiment configs\" (every key of [model], "
-      "[data], [output], [parallel] and [[experiment]]); pair files: section \"Prompt pairs "
-      "(JSONL)\". Ready configs: configs/*.toml.");
+      "[data], [output], [parallel] and [[experiment]]); edges and [[circuit]]: section "
+      "\"Edges and circuits\"; pair files: section \"Prompt pairs (JSONL)\". Ready configs: "
+      "configs/*.toml.");
   cmd->add_option("--out", o->out, "Result file; overrides [output] path of the config");
   cmd->add_flag("--overwrite", o->overwrite, "Replace the result file if it exists");
   cmd->add_flag("--resume", o->resume,
@@ -918,9 +1014,16 @@ Command add_run_command(CLI::App& app) {
                   "error, warn, info (progress and summary) or debug (also every work item, "
                   "from every rank)")
       ->capture_default_str();
+  cmd->add_option("--dtype", o->dtype,
+                  "How weight matrices are held: f32, bf16 or f16 (overrides [model] dtype; "
+                  "default f32, which widens a 16-bit checkpoint to twice its size)");
+  cmd->add_option("--compute", o->compute,
+                  "How bf16 weights are multiplied: f32 (default: widened, equal to fp32 on the "
+                  "rounded weights) or bf16 (the CPU's bf16 dot products where it has them; "
+                  "activations rounded to bf16 too); overrides [model] compute");
   cmd->add_option("--threads", o->threads,
                   "CPU threads per rank; overrides [model] threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   cmd->add_option("--device", o->device,
                   "cpu, or cuda: the CUDA backend where the build has it and a GPU is found; "
                   "for now the model runs on the CPU either way, and cuda says why in one line")
@@ -933,21 +1036,23 @@ Command add_run_command(CLI::App& app) {
   cmd->add_flag("--dry-run", o->dry_run,
                 "Print what the job would cost and exit: grid sizes, work items per replica, "
                 "memory per rank (weight shard, workspace, caches) and FLOPs, from config.json, "
-                "the config and the pairs alone (no weights are read, nothing is written)");
+                "the config and the pairs (of the weights only the safetensors headers: shapes "
+                "and stored dtype; nothing is written)");
   cmd->add_option("--ranks", o->dry_ranks,
-                  "With --dry-run: size a job of this many ranks (default: this launch's)")
-      ->check(CLI::PositiveNumber);
+                  "With --dry-run: size a job of this many ranks (default: this launch's; "
+                  "without mpirun, one replica of --tp ranks)")
+      ->check(positive_integer());
   cmd->add_option("--tp", o->tp,
                   "Tensor-parallel ranks per model replica (overrides [parallel] tp): ranks = "
                   "replicas x tp, each replica's model sharded over tp consecutive ranks; with "
                   "--dry-run, the layout to size")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   cmd->add_flag("--tp-within-node", o->tp_within_node,
                 "Refuse to start when a tensor-parallel group's ranks are on more than one node "
                 "(its allreduces would cross the network)");
   cmd->add_option("--top", o->top, "Components listed per experiment in the summary")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   return [o]() { return run_job(*o); };
 }
 

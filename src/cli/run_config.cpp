@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "cli/compute_choice.h"
+#include "cli/readout_experiments.h"
 #include "cli/toml_table.h"
 #include "core/error.h"
 #include "model/model_weights.h"
@@ -150,8 +152,12 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
   e.kind = choose<std::string>(x, "kind", "activation",
                                {{"activation", "activation"}, {"attribution", "attribution"},
                                 {"ablation", "ablation"}, {"noise", "noise"}, {"edges", "edges"},
-                                {"path_patching", "path_patching"}});
+                                {"path_patching", "path_patching"}, {"direct_logit", "direct_logit"},
+                                {"logit_lens", "logit_lens"}, {"self_repair", "self_repair"}});
   if (e.is_edge_kind()) return parse_edge_experiment(std::move(e), x, file, index);
+  if (is_readout_kind(e.kind)) return parse_readout_experiment(std::move(e), x, file, index, parse_positions);
+  // self_repair reads the keys of an ablation (with `ablation`) or of activation patching.
+  const std::string as = e.kind != "self_repair" ? e.kind : x.raw("ablation") ? "ablation" : "activation";
   r.spec.kind = SweepSpec::parse_kind(x.require_string("sweep"), file,
                                       "experiment[" + std::to_string(index) + "].sweep");
   parse_positions(x, r.spec);
@@ -163,9 +169,9 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
   r.window = static_cast<int>(x.integer("window", 1, 1, kIntMax));
   r.max_rows = static_cast<int>(x.integer("batch_rows", 128, 1, kIntMax));
   r.pairs_per_block = static_cast<int>(x.integer("pairs_per_block", 32, 1, kIntMax));
-  if (e.kind == "activation") {
+  if (as == "activation") {
     r.source = PatchSource::Activation;
-  } else if (e.kind == "attribution") {
+  } else if (as == "attribution") {
     r.source = PatchSource::Activation;
     if (r.window != 1) x.fail("window", "attribution patches one layer at a time; remove window");
     for (const auto& [key, flag] : {std::pair{"qk_fix", &e.attribution.qk_fix},
@@ -177,7 +183,7 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
     e.verify_top = static_cast<int>(x.integer("verify_top", 0, 0, kIntMax));
     if (r.metric != MetricKind::LogitDiff && r.metric != MetricKind::Normalized)
       x.fail("metric", "attribution supports logit_diff and normalized");
-  } else if (e.kind == "ablation") {
+  } else if (as == "ablation") {
     r.source = choose<PatchSource>(x, "ablation", "mean",
                                    {{"zero", PatchSource::Zero}, {"mean", PatchSource::Mean},
                                     {"resample", PatchSource::Resample}});
@@ -207,6 +213,7 @@ ExperimentConfig parse_experiment(const toml::table& t, const std::string& file,
       if (!seen.insert(p).second) x.fail("noise_positions", "position " + std::to_string(p) + " is listed twice");
     }
   }
+  if (e.kind == "self_repair") check_self_repair(e, x);
   x.reject_unknown();
   return e;
 }
@@ -238,6 +245,8 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
   }
   if (model.raw("dtype"))
     c.dtype = parse_weight_dtype(model.require_string("dtype"), file, "model.dtype");
+  if (model.raw("compute"))
+    c.compute = parse_compute(model.require_string("compute"), file, "model.compute");
   model.reject_unknown();
 
   Table data(table_of(root, "data", file, true), file, "data");
@@ -290,10 +299,14 @@ RunConfig RunConfig::parse(const std::string& text, const std::filesystem::path&
 
   const toml::node* ex = root.get("experiment");
   const toml::array* arr = ex ? ex->as_array() : nullptr;
-  if (!arr || arr->empty())
-    throw InputError(file, "[[experiment]]", "at least one experiment table is required");
+  if (ex && !arr) throw InputError(file, "[[experiment]]", "must be an array of tables ([[experiment]])");
+  // ACDC needs no experiment: a config of [[circuit]] tables alone is a whole job.
+  const toml::node* circuit_tables = root.get("circuit");
+  const bool no_circuits = !circuit_tables || (circuit_tables->as_array() && circuit_tables->as_array()->empty());
+  if ((!arr || arr->empty()) && no_circuits)
+    throw InputError(file, "[[experiment]]", "at least one experiment or circuit table is required");
   std::set<std::string> names;
-  for (size_t i = 0; i < arr->size(); ++i) {
+  for (size_t i = 0; arr && i < arr->size(); ++i) {
     const toml::table* t = (*arr)[i].as_table();
     if (!t) throw InputError(file, "experiment[" + std::to_string(i) + "]", "must be a table");
     c.experiments.push_back(parse_experiment(*t, file, static_cast<int>(i)));

@@ -10,6 +10,9 @@
 //                  kind = edges: method = eap|eap_ig_inputs|eap_ig_activations|edge_patching|
 //                  path_patching, steps, freeze = heads|all, direction (default noising);
 //                  kind = path_patching: receivers = ["Resid End", "A1.0.Q", ...], freeze
+//                  kind = direct_logit: sweep = attn_head_out|mlp_out|mlp_neuron|components,
+//                  positions, run = clean|corrupted; kind = logit_lens: positions, run;
+//                  kind = self_repair: the keys of ablation (with `ablation`) or activation
 //   [[circuit]]   name, method = acdc|top, threshold, metric = kl|logit_diff (acdc),
 //                  experiment, size (top: the edge experiment whose mean ranks the edges),
 //                  ablation = corrupted|mean, pairs (at most this many, from the first)
@@ -20,19 +23,22 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops_linear.h"
 #include "data/ioi.h"
 #include "data/prompt_pairs.h"
 #include "model/model_config.h"
 #include "patching/acdc.h"
 #include "patching/attribution.h"
 #include "patching/edge_sweep.h"
+#include "patching/readout_runner.h"
 #include "patching/sweep.h"
 
 namespace causeway {
 
 struct ExperimentConfig {
   std::string name;
-  std::string kind;  // activation | attribution | ablation | noise
+  std::string kind;  // activation | attribution | ablation | noise | edges | path_patching |
+                     // direct_logit | logit_lens | self_repair
   SweepRequest request;
   std::string ablation;  // zero | mean | resample (ablation only)
   AttributionOptions attribution;  // attribution only
@@ -40,6 +46,7 @@ struct ExperimentConfig {
   EdgeSweepRequest edges;              // kinds edges and path_patching (receivers resolved
   std::vector<std::string> receivers;  // from these names against the model)
   bool is_edge_kind() const { return kind == "edges" || kind == "path_patching"; }
+  ReadoutRequest readout;  // kinds direct_logit and logit_lens (cli/readout_experiments.h)
 };
 
 // A circuit found after the experiments, written to /circuits/<name> with its faithfulness
@@ -60,7 +67,9 @@ struct RunConfig {
   std::filesystem::path model;
   int threads = 0;
   std::optional<bool> prepend_bos;  // [model] prepend_bos; unset: as the tokenizer's files say
-  DType dtype = DType::F32;          // [model] dtype: how weight matrices are held (compute is fp32)
+  DType dtype = DType::F32;          // [model] dtype: how weight matrices are held
+  // [model] compute: bf16 weights widened to fp32 (Exact, the default) or on bf16 dot products
+  cpu::SixteenBitCompute compute = cpu::SixteenBitCompute::Exact;
   std::filesystem::path data_file;
   std::string generator;       // "ioi" or empty
   IoiOptions ioi;

@@ -68,6 +68,24 @@ void RunConfig::check_edges(const ModelConfig& model, const PairDataset& data) c
                            "needs one length; " + pair_name(data, p) + " has " +
                                std::to_string(p.clean.size()) + " tokens, the first pair " +
                                std::to_string(data.pairs.front().clean.size()));
+    // An ablation that reproduces the clean run leaves `recovered` = 0 / 0 (the circuit step
+    // also checks the measured metrics); refused before any work, as metric "normalized" is.
+    if (allow_nonfinite) continue;
+    const int P = c.pairs > 0 ? c.pairs : static_cast<int>(data.pairs.size());
+    bool all_same = true;
+    for (int p = 0; p < P && all_same; ++p)
+      all_same = c.ablation == EdgeAblation::Mean ? data.pairs[p].clean == data.pairs.front().clean
+                                                   : data.pairs[p].clean == data.pairs[p].corrupted;
+    if (all_same)
+      throw InputError(file, where + (c.ablation == EdgeAblation::Mean ? "pairs" : "ablation"),
+                       c.ablation == EdgeAblation::Mean
+                           ? "mean ablation over " + std::string(P == 1 ? "one pair" : "pairs with one clean prompt") +
+                                 " ablates every edge to the clean run itself, so the share a circuit "
+                                 "recovers, (metric - ablated) / (clean - ablated), divides by 0; use "
+                                 "more pairs or ablation = \"corrupted\""
+                           : "every pair's clean and corrupted prompts are the same tokens, so ablating "
+                             "to the corrupted run changes nothing and the share a circuit recovers "
+                             "divides by 0; give the pairs different corrupted prompts");
   }
 }
 

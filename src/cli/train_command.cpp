@@ -11,6 +11,8 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/number_options.h"
+#include "cli/output_guard.h"
 #include "cli/train_config.h"
 #include "core/error.h"
 #include "model/checkpoint_writer.h"
@@ -39,6 +41,7 @@ int run_train(const TrainCommandOptions& o) {
   if (out.empty())
     throw InputError(o.config, "output.path", "no output folder: set [output] path or pass --out");
   // Refuse before any work, so nothing is half-done when the answer is no.
+  guard_output_folder(out, {{o.config, "the config"}}, o.out.empty() ? "output.path" : "--out");
   if (std::filesystem::exists(out) && !o.overwrite)
     throw InputError(out.string(), "", "output folder exists; pass --overwrite to replace it");
   set_cpu_threads(o.threads);
@@ -162,7 +165,7 @@ Command add_train_command(CLI::App& app) {
   cmd->add_flag("--overwrite", o->overwrite, "Replace the output folder if it exists");
   cmd->add_option("--threads", o->threads,
                   "CPU threads (default: all cores); weights are reproducible for one count")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   return [o]() { return run_train(*o); };
 }
 

@@ -18,7 +18,7 @@ std::vector<std::string> position_labels(const PairDataset& data, const Tokenize
                         std::all_of(data.pairs.begin(), data.pairs.end(), [&](const PromptPair& p) {
                           return p.clean.size() > t && p.clean[t] == first;
                         });
-    labels.push_back(shared ? escape_invalid_utf8(tok->token_text(first)) : "pos " + std::to_string(t));
+    labels.push_back(shared ? escape_invalid_utf8(tok->display_text(first)) : "pos " + std::to_string(t));
   }
   return labels;
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace causeway {
 
@@ -349,6 +350,17 @@ void H5File::write_ints(const std::string& name, const int32_t* data,
   write_numeric(name, H5T_NATIVE_INT32, data, shape);
 }
 
+void H5File::write_doubles(const std::string& name, const double* data,
+                           const std::vector<int64_t>& shape) {
+  write_numeric(name, H5T_NATIVE_DOUBLE, data, shape);
+}
+
+std::vector<double> H5File::read_doubles(const std::string& name) const {
+  std::vector<double> out(static_cast<size_t>(element_count(name)));
+  if (!out.empty()) read_into(name, H5T_NATIVE_DOUBLE, out.data());
+  return out;
+}
+
 void H5File::write_strings(const std::string& name, const std::vector<std::string>& values) {
   if (auto slash = name.rfind('/'); slash != std::string::npos && slash > 0)
     ensure_group(name.substr(0, slash));
@@ -362,8 +374,13 @@ void H5File::write_strings(const std::string& name, const std::vector<std::strin
   H5Handle dset(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT,
                            H5P_DEFAULT, H5P_DEFAULT));
   H5_CHECK(dset.get(), name);
+  // The type says UTF-8: bytes that are not (a byte-level token holding part of a character,
+  // as in /data/wrong_text) are written as "<0xC9>", so every reader can decode the text.
+  std::vector<std::string> text;
+  text.reserve(values.size());
+  for (const auto& v : values) text.push_back(escape_invalid_utf8(v));
   std::vector<const char*> ptrs;
-  for (const auto& v : values) ptrs.push_back(v.c_str());
+  for (const auto& v : text) ptrs.push_back(v.c_str());
   if (n > 0) H5_CHECK(H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), name);
   close_checked(dset, name);
   close_checked(space, name);
@@ -389,11 +406,15 @@ void H5File::write_attribute(const std::string& object, const std::string& key, 
 
 void H5File::set_attribute(const std::string& object, const std::string& key,
                            const std::string& value) {
+  // Variable-length UTF-8, as write_strings stores text: h5py reads it as str, not np.bytes_.
+  // Files written before stored fixed-length strings; read_string_attribute reads both.
   H5Handle type(H5Tcopy(H5T_C_S1));
   H5_CHECK(type.get(), object + "@" + key);
-  H5_CHECK(H5Tset_size(type.get(), value.empty() ? 1 : value.size()), object);
+  H5_CHECK(H5Tset_size(type.get(), H5T_VARIABLE), object);
   H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8), object);
-  write_attribute(object, key, type.get(), value.c_str());
+  const std::string utf8 = escape_invalid_utf8(value);  // as in write_strings
+  const char* text = utf8.c_str();
+  write_attribute(object, key, type.get(), &text);
   close_checked(type, object + "@" + key);
 }
 

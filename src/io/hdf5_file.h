@@ -76,6 +76,7 @@ class H5File {
   // Creates intermediate groups as needed ("/experiments/ioi/effect").
   void write_floats(const std::string& name, const float* data, const std::vector<int64_t>& shape);
   void write_ints(const std::string& name, const int32_t* data, const std::vector<int64_t>& shape);
+  void write_doubles(const std::string& name, const double* data, const std::vector<int64_t>& shape);
   void write_strings(const std::string& name, const std::vector<std::string>& values);
   void set_attribute(const std::string& object, const std::string& key, const std::string& value);
   void set_attribute(const std::string& object, const std::string& key, const char* value) {
@@ -100,6 +101,7 @@ class H5File {
                    const std::vector<int64_t>& count, const uint8_t* data);
   std::vector<uint8_t> read_bytes(const std::string& name) const;
   std::vector<int32_t> read_ints(const std::string& name) const;
+  std::vector<double> read_doubles(const std::string& name) const;
 
   std::vector<float> read_floats(const std::string& name, std::vector<int64_t>* shape = nullptr) const;
   bool exists(const std::string& name) const;

@@ -193,10 +193,10 @@ void ResultStore::write_data(const PairDataset& data, const Tokenizer* tok) {
     answer[i] = p.answers.front();
     wrong[i] = p.wrongs.front();
     if (tok) {
-      clean_text.push_back(tok->decode(p.clean));
-      corrupted_text.push_back(tok->decode(p.corrupted));
-      answer_text.push_back(tok->token_text(p.answers.front()));
-      wrong_text.push_back(tok->token_text(p.wrongs.front()));
+      clean_text.push_back(tok->decode_for_display(p.clean));
+      corrupted_text.push_back(tok->decode_for_display(p.corrupted));
+      answer_text.push_back(tok->display_text(p.answers.front()));
+      wrong_text.push_back(tok->display_text(p.wrongs.front()));
     }
   }
   file_.write_ints("/data/clean_tokens", clean.data(), {P, T});
@@ -280,6 +280,33 @@ void ResultStore::create_activations(const std::vector<ActivationLayout>& hooks,
     }
   }
   file_.create_dataset("/activations/done", H5Elem::UInt8, {n_items}, {}, 0);
+}
+
+void ResultStore::split_last_axis(const std::string& name, const std::vector<GridAxis>& axes) {
+  const std::string g = "/experiments/" + name;
+  std::vector<int64_t> shape;
+  const std::vector<float> effect = file_.read_floats(g + "/effect", &shape);
+  const std::vector<float> mean = file_.read_floats(g + "/mean");
+  const GridAxis& q = axes.back();
+  const int64_t Q = q.size, rows = static_cast<int64_t>(effect.size()) / Q, cells = static_cast<int64_t>(mean.size()) / Q;
+  std::vector<int64_t> effect_shape(shape.begin(), shape.end() - 1), mean_shape(shape.begin() + 1, shape.end() - 1);
+  std::vector<std::string> scales{g + "/axes/pair"}, labels{"pair"};
+  for (size_t d = 0; d + 1 < axes.size(); ++d) {
+    scales.push_back(g + "/axes/" + axes[d].name);
+    labels.push_back(axes[d].name);
+  }
+  std::vector<float> part(rows), part_mean(cells);
+  for (int64_t k = 0; k < Q; ++k) {
+    for (int64_t i = 0; i < rows; ++i) part[i] = effect[i * Q + k];
+    for (int64_t i = 0; i < cells; ++i) part_mean[i] = mean[i * Q + k];
+    const std::string path = g + "/" + q.labels[k];
+    for (const std::string& p : {path, path + "_mean"})
+      if (file_.exists(p)) file_.remove(p);
+    file_.write_floats(path, part.data(), effect_shape);
+    file_.write_floats(path + "_mean", part_mean.data(), mean_shape);
+    attach_scales(file_, path, scales, labels);
+    attach_scales(file_, path + "_mean", {scales.begin() + 1, scales.end()}, {labels.begin() + 1, labels.end()});
+  }
 }
 
 void ResultStore::write_mean(const std::string& name, MetricKind metric) {

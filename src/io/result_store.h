@@ -67,6 +67,10 @@ class ResultStore {
   bool has_experiment(const std::string& name) const;
   // Reads effect and baselines of a finished experiment and writes its `mean`.
   void write_mean(const std::string& name, MetricKind metric);
+  // A finished experiment whose grid `axes` end in a labelled axis of quantities (self_repair):
+  // each quantity's slice of effect and mean as datasets of their own, <label> [pair, ...] and
+  // <label>_mean, with the other axes as dimension scales. Replaced when they exist (resume).
+  void split_last_axis(const std::string& name, const std::vector<GridAxis>& axes);
   void set_attribute(const std::string& object, const std::string& key, const std::string& value);
   H5File& file() { return file_; }
 

@@ -69,6 +69,10 @@ std::string pairs_difference(const H5File& f, const PairDataset& data) {
 void write_resume_identity(H5File& f, const ResumeIdentity& id) {
   write_int64_attribute(f, "/meta", "pairs_per_item", id.pairs_per_item);
   f.set_attribute("/meta", "weights_fingerprint", id.weights_fingerprint);
+  if (!id.weights_dtype.empty()) f.set_attribute("/meta", "weights_dtype", id.weights_dtype);
+  if (!id.weights_stored_dtype.empty())
+    f.set_attribute("/meta", "weights_stored_dtype", id.weights_stored_dtype);
+  if (!id.compute.empty()) f.set_attribute("/meta", "compute", id.compute);
 }
 
 void check_resume_identity(const H5File& f, const ResumeIdentity& now, int configured_pairs_per_item,
@@ -92,6 +96,24 @@ void check_resume_identity(const H5File& f, const ResumeIdentity& now, int confi
                                                    now.weights_fingerprint);
       !d.empty())
     throw InputError(file, "/meta@weights_fingerprint", "--resume: the weights differ from the file's (" + d + ")");
+  // Files from before weights_dtype was recorded held f32 unless their config said otherwise,
+  // which the config text comparison already covers.
+  if (!now.weights_dtype.empty() && has_attribute(f, "/meta", "weights_dtype")) {
+    const std::string then = f.read_string_attribute("/meta", "weights_dtype");
+    if (then != now.weights_dtype)
+      throw InputError(file, "/meta@weights_dtype",
+                       "--resume: the weights are held as " + now.weights_dtype + ", the file was written with " +
+                           then + " (pass --dtype " + then + ")");
+  }
+  // Files from before compute was recorded computed in f32.
+  if (!now.compute.empty()) {
+    const std::string then = has_attribute(f, "/meta", "compute") ? f.read_string_attribute("/meta", "compute") : "f32";
+    if (then != now.compute)
+      throw InputError(file, "/meta@compute",
+                       "--resume: this job computes in " + now.compute + ", the file was written computing in " +
+                           then + (then == "f32" ? " (pass --compute f32)"
+                                                 : " (pass --compute bf16 on a CPU with bf16 dot products)"));
+  }
 }
 
 }  // namespace causeway

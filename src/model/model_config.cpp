@@ -3,6 +3,8 @@
 #include <charconv>
 #include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -23,6 +25,49 @@ double float_as_written(float f) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, f);
   return std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
+}
+
+// Sizes far past any released model are refused before anything is sized from them: a
+// typo'd num_hidden_layers = 2147483647 would otherwise build tables of billions of rows and
+// exhaust memory before the weights could disagree. The limits are generous (the largest
+// models have ~130 layers, 128 heads, d_model 16384, vocabularies of 256k, ~1e12 parameters).
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxHeads = 65536;
+constexpr int64_t kMaxWidth = int64_t{1} << 20;       // d_model, head_dim
+constexpr int64_t kMaxMlpWidth = int64_t{1} << 24;    // d_mlp
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxPositions = int64_t{1} << 24;   // learned positions only (W_pos rows)
+constexpr double kMaxParameters = 4e12;
+
+void check_sizes(const ModelConfig& c, const std::string& src) {
+  const bool gpt2 = c.is_gpt2();
+  auto at_most = [&](int64_t v, int64_t limit, const char* gpt2_name, const char* hf_name,
+                     const char* what) {
+    if (v > limit)
+      throw InputError(src, gpt2 ? gpt2_name : hf_name,
+                       std::to_string(v) + " is more " + what + " than causeway allows (at most " +
+                           std::to_string(limit) + ")");
+  };
+  at_most(c.n_layer, kMaxLayers, "n_layer", "num_hidden_layers", "layers");
+  at_most(c.n_head, kMaxHeads, "n_head", "num_attention_heads", "heads");
+  at_most(c.n_embd, kMaxWidth, "n_embd", "hidden_size", "hidden units");
+  at_most(c.d_head(), kMaxWidth, "n_embd", "head_dim", "units per head");
+  at_most(c.n_inner, kMaxMlpWidth, "n_inner", "intermediate_size", "MLP units");
+  at_most(c.vocab_size, kMaxVocab, "vocab_size", "vocab_size", "tokens");
+  if (c.rotary_dim == 0)
+    at_most(c.n_positions, kMaxPositions, "n_positions", "max_position_embeddings", "positions");
+  // Every tensor's size follows from these; their sum in double cannot overflow.
+  const double C = c.n_embd, HS = c.d_head(), Q = c.n_head * HS, KV = c.kv_heads() * HS,
+               M = c.n_inner, V = c.vocab_size, P = c.rotary_dim == 0 ? c.n_positions : 0;
+  const double per_layer = C * (Q + 2 * KV) + Q * C + (c.gated_mlp ? 3 : 2) * C * M;
+  const double total = c.n_layer * per_layer + V * C * (c.tied_unembedding ? 1 : 2) + P * C;
+  if (total > kMaxParameters) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "these sizes describe %.3g parameters, more than causeway allows (at most %.0e)",
+                  total, kMaxParameters);
+    throw InputError(src, "", buf);
+  }
 }
 
 }  // namespace
@@ -57,7 +102,9 @@ ModelConfig ModelConfig::from_json_text(std::string_view text, const std::string
     throw InputError(src, "model_type",
                      "unsupported model type " + config_fields::show(*mt) +
                          " (supported: " + supported_model_types() + ")");
-  return family_for(mt->get<std::string>(), src).parse(j, src);
+  ModelConfig c = family_for(mt->get<std::string>(), src).parse(j, src);
+  check_sizes(c, src);
+  return c;
 }
 
 ModelConfig ModelConfig::from_json_file(const std::filesystem::path& path) {

@@ -68,6 +68,11 @@ class ModelWeights {
                            const std::string& config_source = "config.json",
                            DType dtype = DType::F32, const TensorShard* shard = nullptr);
 
+  // What load() checks before allocating, alone: the layer count and every tensor's shape
+  // against the checkpoint's headers (no tensor data is read). InputError names the field.
+  static void check_against(const ModelConfig& cfg, const Checkpoint& ckpt,
+                            const std::string& config_source = "config.json");
+
   Weight W_E;              // (V, C): token rows (embedding lookup); scaled at run time
   Tensor W_pos;            // (P, C); empty for rotary models
   std::vector<BlockWeights> blocks;

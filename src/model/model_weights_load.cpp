@@ -2,6 +2,7 @@
 // is checked (shape, finiteness), copied in row chunks (fp32, or rounded to the 16-bit dtype)
 // and its mapped pages released, so peak memory stays near the final copy.
 #include <algorithm>
+#include <cstdio>
 
 #include "core/error.h"
 #include "core/finite.h"
@@ -123,13 +124,36 @@ void check_shapes(const ModelConfig& cfg, const Checkpoint& ckpt, const std::str
   }
 }
 
+// "1e+06 overflows f16 (largest finite 65504) at element 3 (flat index); hold the weights
+// as f32 or bf16 (--dtype, [model] dtype)".
+InputError overflow_error(const std::string& file, const std::string& tensor, float value,
+                          int64_t element, DType dtype) {
+  char v[32];
+  std::snprintf(v, sizeof v, "%g", static_cast<double>(value));
+  const bool f16 = dtype == DType::F16;
+  return InputError(file, tensor,
+                    std::string(v) + " overflows " + (f16 ? "f16 (largest finite 65504)" : "bf16") +
+                        " at element " + std::to_string(element) +
+                        " (flat index); hold the weights as " + (f16 ? "f32 or bf16" : "f32") +
+                        " (--dtype, [model] dtype)");
+}
+
+// Some GPT-2 checkpoints name their tensors "transformer.wte.weight", ...
+std::string name_prefix(const ModelConfig& cfg, const Checkpoint& ckpt) {
+  return cfg.is_gpt2() && ckpt.has("transformer.wte.weight") ? "transformer." : "";
+}
+
 }  // namespace
+
+void ModelWeights::check_against(const ModelConfig& cfg, const Checkpoint& ckpt,
+                                 const std::string& config_source) {
+  check_shapes(cfg, ckpt, name_prefix(cfg, ckpt), weight_table(cfg), config_source);
+}
 
 ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
                                 const std::string& config_source, DType dtype,
                                 const TensorShard* shard) {
-  const std::string prefix =
-      cfg.is_gpt2() && ckpt.has("transformer.wte.weight") ? "transformer." : "";
+  const std::string prefix = name_prefix(cfg, ckpt);
   const std::vector<WeightRow> rows = weight_table(cfg);
   check_shapes(cfg, ckpt, prefix, rows, config_source);
   ModelWeights w(shard ? shard->local(cfg) : cfg, dtype);
@@ -151,6 +175,11 @@ ModelWeights ModelWeights::load(const ModelConfig& cfg, const Checkpoint& ckpt,
       for (int64_t i = 0; i < n; ++i) dst[i] = cpu::f32_to_bf16(src[i]);
     else
       for (int64_t i = 0; i < n; ++i) dst[i] = cpu::f32_to_f16(src[i]);
+    // A finite weight too large for the 16-bit format would round to inf and turn every
+    // result into NaN; the user must keep it wider.
+    const uint16_t exp_mask = dtype == DType::BF16 ? 0x7F80 : 0x7C00;
+    for (int64_t i = 0; i < n; ++i)
+      if ((dst[i] & exp_mask) == exp_mask) throw overflow_error(ckpt.file_of(hf), hf, src[i], src_offset + i, dtype);
   };
   std::vector<float> chunk;
   // Rows [begin, end) of stored tensor `hf` (rows of its first axis) to `param` at row `at`.

@@ -382,6 +382,10 @@ bool exists_file(const std::filesystem::path& p) {
 
 }  // namespace
 
+bool Checkpoint::present(const std::filesystem::path& dir) {
+  return exists_file(dir / kSingleFile) || exists_file(dir / kIndexFile);
+}
+
 Checkpoint Checkpoint::open(const std::filesystem::path& dir) {
   Checkpoint c;
   std::error_code ec;

@@ -87,6 +87,8 @@ class SafetensorsFile {
 class Checkpoint {
  public:
   static Checkpoint open(const std::filesystem::path& model_dir);
+  // Whether the folder has model.safetensors or model.safetensors.index.json.
+  static bool present(const std::filesystem::path& model_dir);
 
   bool has(std::string_view name) const;
   const TensorInfo& info(std::string_view name) const;  // InputError "missing tensor" if absent

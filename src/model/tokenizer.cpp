@@ -1113,15 +1113,34 @@ std::string Tokenizer::token_text(int32_t id) const {
   return it->second;
 }
 
+bool Tokenizer::has_token(int32_t id) const { return impl_->text_of_id.contains(id); }
+
+std::string Tokenizer::display_text(int32_t id) const {
+  const auto it = impl_->text_of_id.find(id);
+  return it == impl_->text_of_id.end() ? "<id " + std::to_string(id) + ">" : it->second;
+}
+
+namespace {
+// What the Strip decoder removes from the start of a decoded sequence.
+std::string strip_leading(const std::string& out, const std::string& strip, size_t times) {
+  size_t cut = 0;
+  for (size_t k = 0; k < times && !strip.empty() && out.compare(cut, strip.size(), strip) == 0; ++k)
+    cut += strip.size();
+  return out.substr(cut);
+}
+}  // namespace
+
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::string out;
   for (int32_t id : ids)
     if (!skip_special_tokens || !impl_->special_ids.contains(id)) out += token_text(id);
-  const std::string& strip = impl_->strip_text;
-  size_t cut = 0;
-  for (size_t k = 0; k < impl_->strip_start && !strip.empty() && out.compare(cut, strip.size(), strip) == 0; ++k)
-    cut += strip.size();
-  return out.substr(cut);
+  return strip_leading(out, impl_->strip_text, impl_->strip_start);
+}
+
+std::string Tokenizer::decode_for_display(std::span<const int32_t> ids) const {
+  std::string out;
+  for (int32_t id : ids) out += display_text(id);
+  return strip_leading(out, impl_->strip_text, impl_->strip_start);
 }
 
 int32_t Tokenizer::vocab_size() const { return impl_->size; }

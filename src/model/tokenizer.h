@@ -80,8 +80,14 @@ class Tokenizer {
   // the leading space its Strip / Metaspace decoder removes); may be invalid UTF-8 when a
   // multi-byte character spans tokens. skip_special_tokens drops added tokens marked special.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+  // decode() for showing a prompt: ids the tokenizer lacks appear as display_text's "<id N>".
+  std::string decode_for_display(std::span<const int32_t> ids) const;
   // Decoded bytes of one token, e.g. " Mary"; InputError for an id not in the vocabulary.
   std::string token_text(int32_t id) const;
+  // token_text, or "<id 1011>" for an id the tokenizer lacks (Qwen and Pythia checkpoints pad
+  // the embedding past the tokenizer), so every id a model can put out can be shown.
+  std::string display_text(int32_t id) const;
+  bool has_token(int32_t id) const;
   // Largest token id + 1: the number of embedding rows a model needs (50257 for GPT-2).
   int32_t vocab_size() const;
   // Exact single-token lookup of decoded text: " Mary" -> 5335, "<|endoftext|>" -> 50256.

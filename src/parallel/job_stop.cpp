@@ -67,6 +67,17 @@ JobOutcome JobStop::agree(const JobOutcome& mine, const std::function<void()>& i
   return job;
 }
 
+void JobStop::meet(const std::function<void()>& idle) {
+  MPI_Request req;
+  if (MPI_Ibarrier(comm_, &req) != MPI_SUCCESS) abort(kExitInternalError);
+  for (int done = 0;;) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (idle) idle();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 void JobStop::abort(int code) const {
   MPI_Abort(comm_ == MPI_COMM_NULL ? MPI_COMM_WORLD : comm_, code);
   std::_Exit(code);
@@ -90,15 +101,25 @@ JobOutcome outcome_of_current_exception(int rank) {
   return o;
 }
 
-void together(JobStop& stop, bool rank0_only, const std::function<void()>& f) {
+void together(JobStop& stop, bool rank0_only, const std::function<void()>& f,
+              const std::function<int()>& signal_seen) {
   JobOutcome mine;
   if (!rank0_only || stop.rank() == 0) {
     try {
       f();
+    } catch (const Interrupted& i) {
+      mine.signal = i.signal;
     } catch (...) {
       mine = outcome_of_current_exception(stop.rank());
     }
   }
+  // The waiting ranks hold back from the agreement (which fixes their outcome) until rank 0 is
+  // done, so a signal they get meanwhile still counts.
+  if (rank0_only && signal_seen)
+    stop.meet([&] {
+      if (stop.rank() == 0 || mine.signal) return;
+      if ((mine.signal = signal_seen()) != 0) stop.raise_interrupt();
+    });
   const JobOutcome job = stop.agree(mine);
   if (!job.ok()) throw JobFailure{job};
 }

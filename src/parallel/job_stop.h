@@ -32,6 +32,12 @@ struct JobFailure {
   JobOutcome outcome;
 };
 
+// Thrown by a step of together() that stopped because the job is interrupted: `signal` is the
+// one this rank received, or 0 where another rank raised the stop.
+struct Interrupted {
+  int signal = 0;
+};
+
 class JobStop {
  public:
   // Collective over `world`: the flag lives in a one-sided window, the agreement runs on a
@@ -54,6 +60,8 @@ class JobStop {
   // failure with its message, else an interrupt if any rank brought one, else ok. While it
   // waits it calls `idle` every few milliseconds.
   JobOutcome agree(const JobOutcome& mine, const std::function<void()>& idle = nullptr);
+  // Collective: returns once every rank has arrived, calling `idle` every few milliseconds.
+  void meet(const std::function<void()>& idle);
 
   // Ends every rank now (the last resort when some rank cannot reach agree()).
   [[noreturn]] void abort(int code) const;
@@ -70,7 +78,11 @@ class JobStop {
 JobOutcome outcome_of_current_exception(int rank);
 
 // Runs `f` on every rank (or on rank 0 only while the others wait); if any rank fails, every
-// rank throws JobFailure with the lowest failed rank's outcome, so none is left waiting.
-void together(JobStop& stop, bool rank0_only, const std::function<void()>& f);
+// rank throws JobFailure with the lowest failed rank's outcome, so none is left waiting. `f`
+// may throw Interrupted: the job then ends as interrupted. With `signal_seen` (rank0_only), the
+// waiting ranks poll it and raise the job-wide stop for a signal it reports, so a long step of
+// rank 0 that checks stop_raised() ends as soon as any rank is signalled.
+void together(JobStop& stop, bool rank0_only, const std::function<void()>& f,
+              const std::function<int()>& signal_seen = nullptr);
 
 }  // namespace causeway

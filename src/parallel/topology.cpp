@@ -5,13 +5,15 @@
 namespace causeway {
 
 Topology Topology::make(const Communicator& world, int tp, int n_head, const std::string& source) {
-  if (tp < 1) throw InputError(source, "parallel.tp", "must be at least 1");
+  // A command-line flag (--tp) is its own field; a config names its key.
+  const std::string field = source.starts_with("--") ? "" : "parallel.tp";
+  if (tp < 1) throw InputError(source, field, "must be at least 1");
   if (world.size() % tp != 0)
-    throw InputError(source, "parallel.tp",
+    throw InputError(source, field,
                      std::to_string(tp) + " does not divide the " + std::to_string(world.size()) +
                          " ranks of the job");
   if (n_head % tp != 0)
-    throw InputError(source, "parallel.tp",
+    throw InputError(source, field,
                      std::to_string(tp) + " does not divide the model's " + std::to_string(n_head) +
                          " attention heads");
   Topology t;

@@ -1,20 +1,27 @@
 #include "patching/acdc.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace causeway {
 
-AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req,
+AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req, AcdcState& state,
                 const std::function<void(int, int)>& progress) {
   const CircuitGraph& g = runs.graph();
   const int S = g.n_senders(), R = g.n_receivers(), P = runs.pairs();
   const int H = g.n_head(), group = H / g.kv_heads();
   AcdcResult res;
-  res.scores.assign(static_cast<size_t>(R) * S, 0.0);
-  std::vector<float> ablated(static_cast<size_t>(R) * S, 0.0f);
+  const size_t RS = static_cast<size_t>(R) * S;
+  if (state.started() && (state.ablated.size() != RS || state.scores.size() != RS || state.next >= R))
+    throw std::invalid_argument("acdc: the state to continue is of another graph");
+  const bool resumed = state.started();
+  res.scores = resumed ? state.scores : std::vector<double>(RS, 0.0);
+  res.forwards = resumed ? state.forwards : 0;
+  std::vector<float> ablated = resumed ? state.ablated : std::vector<float>(RS, 0.0f);
   std::vector<int> out_kept(static_cast<size_t>(S), 0);  // kept outgoing edges per sender
   for (int r = 0; r < R; ++r)
-    for (int s = 0; s < g.senders_into(r); ++s) ++out_kept[static_cast<size_t>(s)];
+    for (int s = 0; s < g.senders_into(r); ++s)
+      if (ablated[static_cast<size_t>(r) * S + s] == 0.0f) ++out_kept[static_cast<size_t>(s)];
 
   // Mean metric of each variant over the pairs.
   auto metric = [&](const std::vector<const std::vector<float>*>& variants) {
@@ -49,22 +56,41 @@ AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req,
     return true;
   };
 
-  double current = metric({&ablated})[0];
-  for (int r = R - 1; r >= 0; --r) {
+  double current = resumed ? state.metric : metric({&ablated})[0];
+  // The state at a receiver boundary: receivers above `next` are done.
+  auto commit = [&](int next) {
+    state.next = next;
+    state.ablated = ablated;
+    state.scores = res.scores;
+    state.metric = current;
+    state.forwards = res.forwards;
+  };
+  const int first = resumed ? state.next : R - 1;
+  commit(first);
+  for (int r = first; r >= 0; --r) {
     std::vector<int> candidates;
     for (int s = g.senders_into(r) - 1; s >= 0; --s) candidates.push_back(s);
     if (!reaches_output(r)) {
       for (int s : candidates) cut(ablated, s, r), --out_kept[static_cast<size_t>(s)];
+      commit(r - 1);
       if (progress) progress(R - r, R);
       continue;
     }
-    std::vector<std::vector<float>> tries(candidates.size(), ablated);
+    // Edges whose cut cannot change the output (acdc.h) get the current metric unrun.
+    std::vector<std::vector<float>> tries;
     std::vector<const std::vector<float>*> variants;
+    std::vector<int> run_of(candidates.size(), -1);
     for (size_t i = 0; i < candidates.size(); ++i) {
-      cut(tries[i], candidates[i], r);
-      variants.push_back(&tries[i]);
+      if (runs.sender_unchanged(candidates[i])) continue;
+      run_of[i] = static_cast<int>(tries.size());
+      tries.push_back(ablated);
+      cut(tries.back(), candidates[i], r);
     }
-    const std::vector<double> m = metric(variants);
+    for (const auto& t : tries) variants.push_back(&t);
+    const std::vector<double> ran = variants.empty() ? std::vector<double>{} : metric(variants);
+    std::vector<double> m(candidates.size(), current);
+    for (size_t i = 0; i < candidates.size(); ++i)
+      if (run_of[i] >= 0) m[i] = ran[static_cast<size_t>(run_of[i])];
     std::vector<int> pass;
     for (size_t i = 0; i < candidates.size(); ++i) {
       res.scores[static_cast<size_t>(r) * S + candidates[i]] = m[i] - current;
@@ -72,9 +98,14 @@ AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req,
     }
     std::vector<float> together = ablated;
     for (int i : pass) cut(together, candidates[static_cast<size_t>(i)], r);
-    double together_metric = pass.size() == 1 ? m[static_cast<size_t>(pass[0])] : current;
-    if (pass.size() > 1) together_metric = metric({&together})[0];
-    if (pass.size() <= 1 || together_metric - current < req.threshold) {
+    // Cuts that were not run add exactly zero: with at most one run cut among the passing
+    // ones, removing them together is that cut alone (or nothing).
+    std::vector<int> run_pass;
+    for (int i : pass)
+      if (run_of[static_cast<size_t>(i)] >= 0) run_pass.push_back(i);
+    double together_metric = run_pass.size() == 1 ? m[static_cast<size_t>(run_pass[0])] : current;
+    if (run_pass.size() > 1) together_metric = metric({&together})[0];
+    if (run_pass.size() <= 1 || together_metric - current < req.threshold) {
       ablated = together;
       current = together_metric;
       for (int i : pass) --out_kept[static_cast<size_t>(candidates[static_cast<size_t>(i)])];
@@ -83,7 +114,7 @@ AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req,
       for (int s : candidates) {
         std::vector<float> one = ablated;
         cut(one, s, r);
-        const double v = metric({&one})[0];
+        const double v = runs.sender_unchanged(s) ? current : metric({&one})[0];
         if (v - current < req.threshold) {
           ablated = one;
           current = v;
@@ -91,6 +122,7 @@ AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& req,
         }
       }
     }
+    commit(r - 1);
     if (progress) progress(R - r, R);
   }
   res.metric = current;

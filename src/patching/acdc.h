@@ -36,8 +36,35 @@ struct AcdcResult {
   int64_t forwards = 0;                   // edge-patched rows run
 };
 
-// progress(receivers done, receivers).
-AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& request,
+// How far a search got, at a receiver boundary: what a stopped job writes to its file and
+// --resume continues from. `next` is the receiver to visit next (receivers go from R - 1 down
+// to 0; -1 when every receiver is done).
+struct AcdcState {
+  int next = -1;
+  std::vector<float> ablated;  // (R * S, receiver-major) 1 = removed so far
+  std::vector<double> scores;  // (R * S) every tested edge's change so far
+  double metric = 0.0;         // the current circuit's metric
+  int64_t forwards = 0;
+  bool started() const { return !ablated.empty(); }
+};
+
+// progress(receivers done, receivers). `state`: empty to start afresh, or a stopped search's
+// state to continue it; it is updated after every receiver, so when the search throws (a stop
+// at a batch check) it holds the last receiver boundary. A continued search finds the same
+// circuit as one that never stopped.
+//
+// An edge (s, r) is not run when removing it cannot change the output: when receiver r is
+// visited every ablated edge goes into r or a later receiver, so each sender into r still
+// has the target run's output; if s's ablation source equals that output at every position up
+// to the read position in every pair (CircuitRuns::sender_unchanged), the cut adds exactly
+// zero to r's input where it can reach the metric. Its change is 0, it goes when 0 < threshold.
+// Receivers that no longer reach the output (see the top of this file) are not run either.
+AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& request, AcdcState& state,
                 const std::function<void(int, int)>& progress = nullptr);
+inline AcdcResult acdc(CircuitRuns& runs, const AcdcRequest& request,
+                       const std::function<void(int, int)>& progress = nullptr) {
+  AcdcState fresh;
+  return acdc(runs, request, fresh, progress);
+}
 
 }  // namespace causeway

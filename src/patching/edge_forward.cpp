@@ -98,14 +98,25 @@ Tensor EdgeRunner::run_recording(const TokenBatch& batch, const std::vector<int>
 }
 
 Tensor EdgeRunner::run_patched(const TokenBatch& batch, const std::vector<int>& read_pos,
-                               const float* source, const float* coef) {
+                               const float* source, const float* coef, const EdgeStart* start) {
   const ModelConfig& cfg = model_.config();
   const int B = batch.B, T = batch.T;
   const int64_t C = cfg.n_embd, S = graph_.n_senders(), R = graph_.n_receivers(), TC = T * C;
+  const int first_layer = start ? start->layer : 0;
+  if (first_layer < 0 || first_layer >= cfg.n_layer)
+    throw std::invalid_argument("run_patched: start layer outside the model");
   diff_.resize(static_cast<size_t>(B * S * TC));
   delta_.resize(static_cast<size_t>(TC));
   HookPlan plan(cfg.n_layer);
   add_senders(plan, B, T, diff_.data(), source);
+  // The senders before the first block run: source - their output in the prefix's run.
+  const int64_t before = first_layer > 0 ? graph_.head_sender(first_layer, 0) : 0;
+  for (int b = 0; b < B && before > 0; ++b) {
+    const float* cur = start->outputs + static_cast<int64_t>(start->run_of_row[b]) * S * TC;
+    const float* src = source + b * S * TC;
+    float* d = diff_.data() + b * S * TC;
+    for (int64_t i = 0; i < before * TC; ++i) d[i] = src[i] - cur[i];
+  }
 
   // Adds receiver r's mix to row b's value at `value` (T rows `stride` apart), if any.
   auto add_input = [this, coef, S, R, TC, C, T](int b, int r, float* value, int64_t stride) {
@@ -144,7 +155,10 @@ Tensor EdgeRunner::run_patched(const TokenBatch& batch, const std::vector<int>& 
     });
   };
   const int H = cfg.n_head, KV = cfg.kv_heads();
-  for (int L = 0; L < cfg.n_layer; ++L) {
+  for (int L = 0; L < first_layer; ++L)
+    for (int r = graph_.receiver_begin(L); r < graph_.receiver_begin(L + 1); ++r)
+      if (used(r)) throw std::invalid_argument("run_patched: a receiver before the start layer is patched");
+  for (int L = first_layer; L < cfg.n_layer; ++L) {
     heads_hook(HookKind::QInput, L, graph_.query_receiver(L, 0), H);
     heads_hook(HookKind::KInput, L, graph_.key_receiver(L, 0), KV);
     heads_hook(HookKind::VInput, L, graph_.value_receiver(L, 0), KV);
@@ -154,6 +168,7 @@ Tensor EdgeRunner::run_patched(const TokenBatch& batch, const std::vector<int>& 
   ForwardOptions o;
   o.rows = LogitRows::Last;
   o.read_pos = &read_pos;
+  if (start) o.start_layer = first_layer, o.prefix = start->prefix;
   return model_.forward(batch, plan, o);
 }
 

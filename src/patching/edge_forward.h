@@ -28,6 +28,18 @@ struct EdgePairs {
 // Throws InputError naming the data file and line of a pair whose prompts differ in length.
 EdgePairs edge_pairs(const PairDataset& data, int begin, int end);
 
+// Where an edge-patched forward starts (prefix reuse): at block `layer`, from each row's
+// resid_pre in `prefix`. The senders before that block (Resid Start and every head and MLP of
+// earlier layers) are not recomputed; their current outputs are `outputs` (runs, S, T, C) of
+// the run the prefix comes from, row b reading run run_of_row[b]. Valid only when no receiver
+// before `layer` has a non-zero coefficient in any row (then the prefix is unpatched).
+struct EdgeStart {
+  int layer = 0;
+  const PrefixSource* prefix = nullptr;
+  const float* outputs = nullptr;
+  const int* run_of_row = nullptr;
+};
+
 class EdgeRunner {
  public:
   EdgeRunner(TransformerModel& model, const CircuitGraph& graph);
@@ -40,9 +52,9 @@ class EdgeRunner {
   Tensor run_recording(const TokenBatch& batch, const std::vector<int>& read_pos, HookPlan& plan,
                        float* outputs);
   // The edge-patched forward: source (B, S, T, C), coef (B, R, S), zero where there is no
-  // edge. Returns the logits (B, V) at read_pos.
+  // edge. Returns the logits (B, V) at read_pos. With `start`, from block start->layer.
   Tensor run_patched(const TokenBatch& batch, const std::vector<int>& read_pos,
-                     const float* source, const float* coef);
+                     const float* source, const float* coef, const EdgeStart* start = nullptr);
 
  private:
   // Callbacks writing sender outputs to dst (B, S, T, C): the outputs themselves, or, with a

@@ -140,6 +140,13 @@ void SweepRunner::compute_means() {
   }
 }
 
+const std::vector<float>& SweepRunner::dataset_mean(HookKind kind, int layer) const {
+  static const std::vector<float> kNone;
+  const auto k = std::find(kinds_.begin(), kinds_.end(), kind);
+  if (means_.empty() || k == kinds_.end()) return kNone;
+  return means_[static_cast<size_t>(k - kinds_.begin()) * model_.config().n_layer + layer];
+}
+
 void SweepRunner::prepare(Block& blk, int pair_begin, int pair_end) {
   const ModelConfig& cfg = model_.config();
   blk.begin = pair_begin;

@@ -98,6 +98,10 @@ class SweepRunner final : public SweepEngine {
 
   SweepResult run(const SweepProgress& progress = nullptr);
 
+  // Mean ablation's dataset means of `kind` at `layer` ((T, ...) in this rank's local shapes),
+  // as the patched runs use them; empty unless the source is Mean.
+  const std::vector<float>& dataset_mean(HookKind kind, int layer) const;
+
   // `mean` of a finished sweep: TransformerLens' normalized batch mean for the normalized
   // metric, the plain mean over pairs otherwise (NaN entries skipped).
   std::vector<float> mean_of(const std::vector<float>& effect, const SweepBaselines& b) const;

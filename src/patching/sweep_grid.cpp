@@ -169,7 +169,8 @@ SweepGrid make_grid(const SweepSpec& spec, const ModelConfig& cfg, int T) {
       if (KV < H)
         g.not_applicable =
             "rows attn.hook_k and attn.hook_v: the model has " + std::to_string(KV) +
-            " key/value heads (grouped-query attention), so their cells at heads " + std::to_string(KV) +
+            (KV == 1 ? " key/value head" : " key/value heads") +
+            " (grouped-query attention), so their cells at heads " + std::to_string(KV) +
             ".." + std::to_string(H - 1) +
             " patch nothing and hold the unpatched run's metric (TransformerLens zero-pads them to 0)";
       break;

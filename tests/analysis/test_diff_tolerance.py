@@ -64,3 +64,29 @@ def test_changed_config_keys_are_listed(run_file, tmp_path):
         in done.stdout
     assert "config model.threads (not counted): '1' -> '4'" in done.stdout
     assert "meta config" not in done.stdout
+
+
+def with_no_effect_scaled(run_file, path, factor: float):
+    """A copy whose heads_noising `no_effect` attribute is the run's times `factor`."""
+    shutil.copyfile(run_file, path)
+    with h5py.File(path, "r+") as f:
+        group = f["experiments/heads_noising"]
+        group.attrs["no_effect"] = float(group.attrs["no_effect"]) * factor
+    return path
+
+
+def test_a_real_attribute_within_the_tolerance_is_the_same(run_file, tmp_path):
+    # A no_effect that moved by 2e-7 relative (float rounding of the same baseline) is not a
+    # difference, as the arrays' 1e-5 relative tolerance says; 1e-3 relative is.
+    close = with_no_effect_scaled(run_file, tmp_path / "close.h5", 1 + 2e-7)
+    done = analysis("diff", run_file, close)
+    assert done.returncode == 0, done.stdout
+    assert "heads_noising: same" in done.stdout
+    assert "result: the runs agree" in done.stdout
+
+    far = with_no_effect_scaled(run_file, tmp_path / "far.h5", 1 + 1e-3)
+    done = analysis("diff", run_file, far)
+    assert done.returncode == 1, done.stdout
+    assert "heads_noising: DIFFERS" in done.stdout
+    assert "attribute no_effect" in done.stdout
+    assert analysis("diff", run_file, far, "--rtol", "1e-2").returncode == 0

@@ -16,16 +16,19 @@ def test_pip_install_of_the_folder_runs_from_the_installed_copy(run_file, tmp_pa
     missing = [m for m in ("pip", "setuptools", "wheel") if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"cannot build the package offline without {', '.join(missing)}")
-    # Build from a copy, so the build leaves nothing in the source tree.
+    # Build from a copy, so that this test leaves nothing in the source tree whatever happens.
     source = tmp_path / "src" / "analysis"
     shutil.copytree(REPO_ROOT / "analysis", source,
                     ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    before = sorted(p.name for p in source.iterdir())
     target = tmp_path / "site"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-build-isolation",
                            "--no-deps", "--no-index", "--quiet", "--target", str(target),
                            str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(target.glob("causeway_analysis-*.dist-info")), "no causeway-analysis metadata"
+    # The build's files (build/, *.egg-info) land beside the package folder, not in it.
+    assert sorted(p.name for p in source.iterdir()) == before
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()

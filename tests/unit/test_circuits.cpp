@@ -251,5 +251,70 @@ TEST(Acdc, KeepsThePreviousTokenToInductionKeyEdgeOfTheInductionOrganism) {
   EXPECT_TRUE(acdc(runs, req).kept.empty());
 }
 
+// Issue 21: a batch whose rows patch only receivers of layer 1 and Resid End starts at block 1
+// from the target run's residual stream; it gives the full forward's values.
+TEST(CircuitRuns, PrefixReuseEqualsTheFullForward) {
+  const CircuitGraph g(tiny_model().config());
+  EdgeRunner runner(tiny_model(), g);
+  CircuitRuns runs(runner, golden_pairs(), 0, 4, EdgeAblation::Corrupted);
+  const int S = g.n_senders();
+  std::vector<std::vector<float>> masks(3, std::vector<float>(static_cast<size_t>(g.n_receivers()) * S, 0.0f));
+  for (int s = 0; s < g.senders_into(g.resid_end()); ++s) masks[0][static_cast<size_t>(g.resid_end()) * S + s] = 1.0f;
+  for (int r = g.receiver_begin(1); r < g.resid_end(); ++r)
+    for (int s = 0; s < g.senders_into(r); ++s) masks[1][static_cast<size_t>(r) * S + s] = 1.0f;
+  masks[2][static_cast<size_t>(g.query_receiver(1, 2)) * S + g.head_sender(0, 1)] = 1.0f;
+  const std::vector<const std::vector<float>*> variants = {&masks[0], &masks[1], &masks[2]};
+  std::vector<double> kl_prefix, kl_full;
+  const std::vector<double> prefix = runs.run(variants, 5, &kl_prefix);
+  runs.set_prefix_reuse(false);
+  const std::vector<double> full = runs.run(variants, 5, &kl_full);
+  ASSERT_EQ(prefix.size(), 12u);
+  double moved = 0.0;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    EXPECT_NEAR(prefix[i], full[i], 1e-4) << "row " << i;
+    EXPECT_NEAR(kl_prefix[i], kl_full[i], 1e-5) << "row " << i;
+    moved = std::max(moved, std::abs(full[i] - runs.clean_ld()[i % 4]));
+  }
+  EXPECT_GT(moved, 1e-2) << "the ablations change nothing: the comparison proves nothing";
+}
+
+// A search stopped after some receivers continues from its state to exactly the circuit of
+// one that never stopped: same edges, scores, metric and row count.
+TEST(Acdc, ContinuesFromItsStateToTheUninterruptedCircuit) {
+  struct Stop {};
+  const CircuitGraph g(tiny_model().config());
+  EdgeRunner runner(tiny_model(), g);
+  CircuitRuns runs(runner, golden_pairs(), 0, 4, EdgeAblation::Corrupted);
+  AcdcRequest req;
+  req.threshold = 0.02;
+  const AcdcResult whole = acdc(runs, req);
+  AcdcState state;
+  EXPECT_THROW(acdc(runs, req, state, [](int done, int) { if (done == 7) throw Stop{}; }), Stop);
+  EXPECT_EQ(state.next, g.n_receivers() - 8);
+  const AcdcResult resumed = acdc(runs, req, state);
+  EXPECT_EQ(resumed.kept, whole.kept);
+  EXPECT_EQ(resumed.kept_scores, whole.kept_scores);
+  EXPECT_EQ(resumed.scores, whole.scores);
+  EXPECT_EQ(resumed.metric, whole.metric);
+  EXPECT_EQ(resumed.forwards, whole.forwards);
+  EXPECT_EQ(state.next, -1);
+}
+
+// Mean ablation over one pair ablates each sender to its own output: no cut can change the
+// output, so ACDC removes every edge after the one row of its starting metric.
+TEST(Acdc, RunsNoRowForAnEdgeWhoseCutCannotChangeTheOutput) {
+  const CircuitGraph g(tiny_model().config());
+  EdgeRunner runner(tiny_model(), g);
+  CircuitRuns runs(runner, golden_pairs(), 0, 1, EdgeAblation::Mean);
+  for (int s = 0; s < g.n_senders(); ++s) EXPECT_TRUE(runs.sender_unchanged(s)) << s;
+  AcdcRequest req;
+  req.metric = AcdcMetric::LogitDiff;
+  const AcdcResult res = acdc(runs, req);
+  EXPECT_EQ(res.forwards, 1);
+  EXPECT_TRUE(res.kept.empty());
+  CircuitRuns corrupted(runner, golden_pairs(), 0, 4, EdgeAblation::Corrupted);
+  EXPECT_FALSE(corrupted.sender_unchanged(0));
+}
+
 }  // namespace
 }  // namespace causeway

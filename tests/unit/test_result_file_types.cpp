@@ -120,5 +120,63 @@ TEST_F(ResultFileTypes, AxesAreLabelled) {
             (std::vector<std::string>{"pair", "pos", "head", "d_head"}));
 }
 
+// Text attributes and string datasets are variable-length UTF-8 (issue 19), so h5py reads them
+// as str rather than numpy.bytes_.
+TEST_F(ResultFileTypes, TextIsVariableLengthUtf8) {
+  H5File f(out_, H5Mode::ReadOnly);
+  auto check = [](hid_t type, const std::string& what) {
+    EXPECT_EQ(H5Tget_class(type), H5T_STRING) << what;
+    EXPECT_GT(H5Tis_variable_str(type), 0) << what;
+    EXPECT_EQ(H5Tget_cset(type), H5T_CSET_UTF8) << what;
+  };
+  for (const auto& [object, key] : std::vector<std::pair<std::string, std::string>>{
+           {"/experiments/atp", "kind"}, {"/experiments/traced", "sweep"}, {"/meta", "config"},
+           {"/meta", "model_config"}, {"/meta", "weights_fingerprint"}, {"/", "schema"}}) {
+    H5Handle a(H5Aopen_by_name(f.id(), object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+    ASSERT_GE(a.get(), 0) << object << "@" << key;
+    H5Handle t(H5Aget_type(a.get()));
+    check(t.get(), object + "@" + key);
+  }
+  H5Handle d(H5Dopen2(f.id(), "/data/position_labels", H5P_DEFAULT));
+  ASSERT_GE(d.get(), 0);
+  H5Handle t(H5Dget_type(d.get()));
+  check(t.get(), "/data/position_labels");
+  EXPECT_EQ(f.read_string_attribute("/experiments/atp", "kind"), "attribution");
+}
+
+// Files written before issue 19 hold fixed-length, NUL-padded string attributes; resume checks
+// read both forms. A vlen attribute keeps multi-byte UTF-8 and the empty string exactly; a byte
+// that is not UTF-8 is written as "<0xC9>", as position labels are.
+TEST(ResultFileStrings, ReadsFixedAndVariableLengthAttributes) {
+  const char* const kUtf8 = "caf\xc3\xa9 \xe2\x86\x92 na\xc3\xafve";
+  fixtures::TempDir dir("strings");
+  const fs::path path = dir.path() / "s.h5";
+  {
+    H5File f(path, H5Mode::Create);
+    f.ensure_group("/meta");
+    H5Handle type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(type.get(), 12);
+    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    H5Handle space(H5Screate(H5S_SCALAR));
+    H5Handle a(H5Acreate_by_name(f.id(), "/meta", "old", type.get(), space.get(), H5P_DEFAULT,
+                                 H5P_DEFAULT, H5P_DEFAULT));
+    const char old_text[12] = "fixed";
+    ASSERT_GE(H5Awrite(a.get(), type.get(), old_text), 0);
+    a.close();
+    f.set_attribute("/meta", "utf8", std::string(kUtf8));
+    f.set_attribute("/meta", "empty", std::string());
+    f.set_attribute("/meta", "partial", std::string("to \xC9"));  // a byte-level token's byte
+    f.set_attribute("/meta", "new", std::string("first"));
+    f.set_attribute("/meta", "new", std::string("replaced"));
+    f.close();
+  }
+  H5File f(path, H5Mode::ReadOnly);
+  EXPECT_EQ(f.read_string_attribute("/meta", "old"), "fixed");
+  EXPECT_EQ(f.read_string_attribute("/meta", "new"), "replaced");
+  EXPECT_EQ(f.read_string_attribute("/meta", "empty"), "");
+  EXPECT_EQ(f.read_string_attribute("/meta", "utf8"), kUtf8);
+  EXPECT_EQ(f.read_string_attribute("/meta", "partial"), "to <0xC9>");  // declared UTF-8, is UTF-8
+}
+
 }  // namespace
 }  // namespace causeway

@@ -171,5 +171,62 @@ TEST(ResumeIdentity, ResumeWithoutAFileStartsANewRun) {
   EXPECT_EQ(job.run("--resume").code, 0);
 }
 
+// Files written before issue 19 hold text attributes as fixed-length strings (causeway now
+// writes variable-length UTF-8): --resume reads both, so such a file still resumes, and its
+// checks still refuse a changed job.
+void make_text_attributes_fixed_length(const fs::path& file, const std::string& object) {
+  H5File f(file, H5Mode::ReadWrite);
+  std::vector<std::string> names;
+  H5Aiterate_by_name(f.id(), object.c_str(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+                     [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+                       static_cast<std::vector<std::string>*>(out)->push_back(name);
+                       return 0;
+                     },
+                     &names, H5P_DEFAULT);
+  int rewritten = 0;
+  for (const std::string& key : names) {
+    H5Handle a(H5Aopen_by_name(f.id(), object.c_str(), key.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+    H5Handle t(H5Aget_type(a.get()));
+    if (H5Tget_class(t.get()) != H5T_STRING || H5Tis_variable_str(t.get()) <= 0) continue;
+    a.close();
+    const std::string value = f.read_string_attribute(object, key);
+    ASSERT_GE(H5Adelete_by_name(f.id(), object.c_str(), key.c_str(), H5P_DEFAULT), 0);
+    H5Handle fixed(H5Tcopy(H5T_C_S1));
+    H5Tset_size(fixed.get(), value.empty() ? 1 : value.size());
+    H5Tset_cset(fixed.get(), H5T_CSET_UTF8);
+    H5Handle space(H5Screate(H5S_SCALAR));
+    H5Handle created(H5Acreate_by_name(f.id(), object.c_str(), key.c_str(), fixed.get(), space.get(),
+                                       H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    ASSERT_GE(H5Awrite(created.get(), fixed.get(), value.c_str()), 0) << object << "@" << key;
+    ++rewritten;
+  }
+  EXPECT_GT(rewritten, 0) << object;
+  f.close();
+}
+
+TEST(ResumeIdentity, AFileWithFixedLengthTextResumes) {
+  ResumeJob job;
+  ASSERT_EQ(job.run("").code, 0);
+  for (const char* object : {"/", "/meta", "/experiments/layers"}) make_text_attributes_fixed_length(job.out(), object);
+  {
+    H5File f(job.out(), H5Mode::ReadWrite);
+    const uint8_t not_done = 0;
+    f.write_block("/experiments/layers/done", {0}, {1}, &not_done);
+    f.close();
+  }
+  const auto r = job.run("--resume");
+  ASSERT_EQ(r.code, 0) << r.output;
+  {
+    H5File f(job.out(), H5Mode::ReadOnly);
+    for (uint8_t d : f.read_bytes("/experiments/layers/done")) EXPECT_EQ(d, 1);
+  }
+  make_text_attributes_fixed_length(job.out(), "/meta");
+  std::ifstream in(job.model() / "config.json");
+  auto cfg = nlohmann::json::parse(in);
+  cfg["layer_norm_epsilon"] = 1e-3;
+  std::ofstream(job.model() / "config.json") << cfg.dump();
+  expect_refused(job.run("--resume"), "--resume: the model's config.json differs from the file's");
+}
+
 }  // namespace
 }  // namespace causeway

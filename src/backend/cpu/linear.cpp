@@ -3,21 +3,26 @@
 // OpenMP task per panel: each thread widens its panel k-block by k-block into a thread-local fp32
 // tile that fits in L2 and runs a single-threaded sgemm on it (OpenBLAS's OpenMP build runs
 // serially inside a parallel region), so widening and multiplying both scale with the threads
-// and the tile is multiplied while still in cache.
+// and the tile is multiplied while still in cache. With SixteenBitCompute::BF16 a bf16 weight goes
+// to the CPU's bf16 dot products instead, where it has them (bf16_dot_gemm.h).
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "backend/cpu/bf16_dot_gemm.h"
 #include "backend/ops_linear.h"
 
 namespace causeway::cpu {
 
 namespace {
+
+std::atomic<SixteenBitCompute> g_sixteen_bit_compute{SixteenBitCompute::Exact};
 
 // Tile of a 16-bit weight widened at once: up to kPanel output features by kDepth input
 // features (256 x 512 fp32 = 512 KiB).
@@ -95,6 +100,10 @@ void gemm_weight(float* C, int64_t ldc, const float* A, int64_t lda, int64_t M, 
                 static_cast<int>(B.ld), accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
     return;
   }
+  if (B.dtype == DType::BF16 && sixteen_bit_compute() == SixteenBitCompute::BF16 &&
+      bf16_dot_gemm(C, ldc, A, lda, M, static_cast<const uint16_t*>(B.at(0, 0)), B.K, B.J,
+                    B.j_major, B.ld, accumulate))
+    return;
   // A whole number of panels per thread (so none idles at the end), each at most kPanel wide
   // and a multiple of 16 features for the sgemm kernels.
   const int64_t threads = omp_get_max_threads();
@@ -141,6 +150,12 @@ void check_tokens(const int32_t* ids, int64_t n, const WeightMatrix& W, const ch
 }
 
 }  // namespace
+
+void set_sixteen_bit_compute(SixteenBitCompute compute) { g_sixteen_bit_compute = compute; }
+SixteenBitCompute sixteen_bit_compute() { return g_sixteen_bit_compute; }
+bool bf16_compute_native() {
+  return sixteen_bit_compute() == SixteenBitCompute::BF16 && bf16_dot_products_available();
+}
 
 void linear_forward(float* out, const float* inp, const WeightMatrix& W, const float* bias,
                     int64_t N) {

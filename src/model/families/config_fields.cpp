@@ -91,69 +91,123 @@ std::string activation(const json& v, const std::string& field, const std::strin
                        " (supported: \"silu\", \"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\")");
 }
 
-void read_decoder_sizes(const json& j, const std::string& src, ModelConfig& c) {
+void read_decoder_sizes(const json& j, const std::string& src, ModelConfig& c,
+                        const DecoderFields& f) {
   c.n_layer = required_int(j, "num_hidden_layers", src);
   c.n_embd = required_int(j, "hidden_size", src);
   c.n_head = required_int(j, "num_attention_heads", src);
-  const json* kv = present(j, "num_key_value_heads");
-  c.n_kv_head = kv ? positive_int(*kv, "num_key_value_heads", src) : c.n_head;
-  if (c.n_head % c.n_kv_head != 0)
-    throw InputError(src, "num_key_value_heads",
-                     std::to_string(c.n_kv_head) + " does not divide num_attention_heads = " +
-                         std::to_string(c.n_head));
-  if (const json* hd = present(j, "head_dim")) {
+  c.n_kv_head = c.n_head;
+  if (f.kv_heads) {
+    // Absent: the family's default; null: one key/value head per query head (HF's None).
+    auto kv = j.find("num_key_value_heads");
+    if (kv == j.end() && f.kv_heads_default > 0) c.n_kv_head = f.kv_heads_default;
+    else if (kv != j.end() && !kv->is_null()) c.n_kv_head = positive_int(*kv, "num_key_value_heads", src);
+    if (c.n_head % c.n_kv_head != 0)
+      throw InputError(src, "num_key_value_heads",
+                       std::to_string(c.n_kv_head) + " does not divide num_attention_heads = " +
+                           std::to_string(c.n_head));
+  }
+  const json* hd = f.head_dim ? present(j, "head_dim") : nullptr;
+  if (hd) {
     c.head_dim = positive_int(*hd, "head_dim", src);
+  } else if (f.head_dim && f.head_dim_default > 0 && !j.contains("head_dim")) {
+    c.head_dim = f.head_dim_default;
   } else if (c.n_embd % c.n_head != 0) {
     throw InputError(src, "hidden_size",
                      std::to_string(c.n_embd) + " is not divisible by num_attention_heads = " +
-                         std::to_string(c.n_head) + " and no head_dim is given");
+                         std::to_string(c.n_head) +
+                         (f.head_dim ? " and no head_dim is given" : ""));
   }
   c.n_inner = required_int(j, "intermediate_size", src);
   c.vocab_size = required_int(j, "vocab_size", src);
   c.n_positions = required_int(j, "max_position_embeddings", src);
 }
 
-void read_rotary_gated_decoder(const json& j, const std::string& src, ModelConfig& c) {
+void read_rotary_gated_decoder(const json& j, const std::string& src, ModelConfig& c,
+                               const DecoderFields& f) {
   c.model_type = j.at("model_type").get<std::string>();
-  read_decoder_sizes(j, src, c);
+  read_decoder_sizes(j, src, c, f);
   c.norm = NormKind::RMSNorm;
   c.layer_norm_epsilon =
       static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
   c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
   c.gated_mlp = true;
+  read_full_rotary(j, src, c);
+}
+
+RopeFields rope_fields(const json& j, const std::string& src) {
+  RopeFields r;
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const json* p = present(j, key);
+    if (!p) continue;
+    if (!p->is_object()) throw InputError(src, key, "must be an object or null, got " + show(*p));
+    r.params = p, r.name = key;
+    break;
+  }
+  if (!r.params) return r;
+  // Nested per layer type ({"full_attention": {...}, "sliding_attention": {...}}): one rotary
+  // table serves every layer here, so the entries must agree.
+  const json* first = nullptr;
+  for (const char* type : {"full_attention", "sliding_attention"}) {
+    auto it = r.params->find(type);
+    if (it == r.params->end() || !it->is_object()) continue;
+    if (first && *first != *it)
+      throw InputError(src, r.name,
+                       "different rotary settings per layer type are not implemented, got " +
+                           show(*r.params));
+    if (!first) first = &*it, r.name += std::string(".") + type;
+  }
+  if (first) r.params = first;
+  return r;
+}
+
+double rope_theta(const json& j, const std::string& src, const std::string& legacy_key) {
+  const RopeFields r = rope_fields(j, src);
+  if (r.params)
+    if (const json* t = present(*r.params, "rope_theta"))
+      return positive_number(*t, r.name + ".rope_theta", src);
+  if (const json* t = present(j, legacy_key)) return positive_number(*t, legacy_key, src);
+  required(j, legacy_key, src);  // throws the "missing" line
+  throw InputError(src, legacy_key, "must be a number, got null");
+}
+
+std::optional<double> partial_rotary_factor(const json& j, const std::string& src) {
+  const RopeFields r = rope_fields(j, src);
+  if (!r.params) return std::nullopt;
+  const json* f = present(*r.params, "partial_rotary_factor");
+  if (!f) return std::nullopt;
+  return number_in(*f, r.name + ".partial_rotary_factor", src, 0.0, 1.0);
+}
+
+void read_full_rotary(const json& j, const std::string& src, ModelConfig& c) {
   c.rotary_dim = c.d_head();
   c.rope_theta = rope_theta(j, src);
   c.rope_scaling = rope_scaling(j, src);
-}
-
-namespace {
-// transformers 5 moves rope_theta and rope_scaling into one rope_parameters object.
-const json* rope_parameters(const json& j) {
-  const json* p = present(j, "rope_parameters");
-  return p && p->is_object() ? p : nullptr;
-}
-}  // namespace
-
-double rope_theta(const json& j, const std::string& src) {
-  if (const json* t = present(j, "rope_theta")) return positive_number(*t, "rope_theta", src);
-  if (const json* p = rope_parameters(j))
-    if (const json* t = present(*p, "rope_theta"))
-      return positive_number(*t, "rope_parameters.rope_theta", src);
-  required(j, "rope_theta", src);  // throws the "missing" line
-  throw InputError(src, "rope_theta", "must be a number, got null");
+  // transformers reads partial_rotary_factor in rope_parameters or beside it; these families
+  // rotate whole heads, so any other fraction is a model this engine does not implement.
+  const RopeFields r = rope_fields(j, src);
+  std::string field = r.name + ".partial_rotary_factor";
+  std::optional<double> f = partial_rotary_factor(j, src);
+  if (!f)
+    if (const json* top = present(j, "partial_rotary_factor"))
+      f = number_in(*top, "partial_rotary_factor", src, 0.0, 1.0), field = "partial_rotary_factor";
+  if (f && *f != 1.0)
+    throw InputError(src, field,
+                     "unsupported value " + show(json(*f)) + " (model_type \"" + c.model_type +
+                         "\" rotates whole heads: only 1 is implemented)");
 }
 
 RopeScaling rope_scaling(const json& j, const std::string& src) {
-  std::string field = "rope_scaling";
-  const json* s = present(j, "rope_scaling");
-  if (!s && rope_parameters(j)) s = rope_parameters(j), field = "rope_parameters";
+  const RopeFields rf = rope_fields(j, src);
+  const json* s = rf.params;
+  const std::string& field = rf.name;
   RopeScaling r;
   if (!s) return r;
-  if (!s->is_object()) throw InputError(src, field, "must be an object or null, got " + show(*s));
   const json* type = present(*s, "rope_type");
   if (!type) type = present(*s, "type");  // the older spelling
   const std::string t = type && type->is_string() ? type->get<std::string>() : "";
-  if (t == "default") return r;
+  // transformers 5 writes {"rope_type": "default", "rope_theta": ...}: no scaling.
+  if (t == "default" || (!type && rf.name.starts_with("rope_parameters"))) return r;
   if (t != "llama3")
     throw InputError(src, field,
                      "unsupported rope_type " + (type ? show(*type) : std::string("(none)")) +

@@ -25,17 +25,16 @@ ModelConfig parse_gemma2_config(const json& j, const std::string& src) {
   c.model_type = "gemma2";
   // Gemma 2's head_dim is not hidden_size / heads (HF's default is 256): it must be given.
   required(j, "head_dim", src);
-  read_decoder_sizes(j, src, c);
+  read_decoder_sizes(j, src, c, DecoderFields{.kv_heads_default = 4});  // Gemma2Config's default
   c.norm = NormKind::RMSNormOnePlusW;
   c.layer_norm_epsilon =
       static_cast<float>(number_in(required(j, "rms_norm_eps", src), "rms_norm_eps", src, 0.0, 1.0));
-  const std::string act_key =
-      j.contains("hidden_act") && !j.contains("hidden_activation") ? "hidden_act" : "hidden_activation";
-  c.activation_function = activation(required(j, act_key, src), act_key, src);
+  // Gemma2Config reads hidden_activation only (default the tanh GELU); a hidden_act beside it
+  // is ignored by transformers, and so here.
+  const json* act = present(j, "hidden_activation");
+  c.activation_function = act ? activation(*act, "hidden_activation", src) : "gelu_new";
   c.gated_mlp = true;
-  c.rotary_dim = c.d_head();
-  c.rope_theta = rope_theta(j, src);
-  c.rope_scaling = rope_scaling(j, src);
+  read_full_rotary(j, src, c);
   c.qkv_bias = c.out_bias = bool_or(j, "attention_bias", src, false);
   c.mlp_bias = false;
   c.tied_unembedding = bool_or(j, "tie_word_embeddings", src, true);

@@ -12,28 +12,32 @@ using namespace config_fields;
 ModelConfig parse_gpt_neox_config(const json& j, const std::string& src) {
   ModelConfig c;
   c.model_type = "gpt_neox";
-  read_decoder_sizes(j, src, c);
+  // GPTNeoXConfig has neither num_key_value_heads nor head_dim: every head has its own keys
+  // and values, hidden_size / heads wide, whatever else the file holds.
+  read_decoder_sizes(j, src, c, DecoderFields{.kv_heads = false, .head_dim = false});
   c.norm = NormKind::LayerNorm;
   c.layer_norm_epsilon = static_cast<float>(
       number_in(required(j, "layer_norm_eps", src), "layer_norm_eps", src, 0.0, 1.0));
   c.activation_function = activation(required(j, "hidden_act", src), "hidden_act", src);
   c.gated_mlp = false;
-  // transformers 5 spells it partial_rotary_factor; released Pythia files rotary_pct.
-  const std::string pct_key = j.contains("partial_rotary_factor") && !j.contains("rotary_pct")
-                                  ? "partial_rotary_factor"
-                                  : "rotary_pct";
-  const double pct = number_in(required(j, pct_key, src), pct_key, src, 0.0, 1.0);
+  // transformers 5 writes rope_parameters.partial_rotary_factor; released Pythia files
+  // rotary_pct. As transformers, the former wins when both are there.
+  const RopeFields rope = rope_fields(j, src);
+  std::string pct_key = "rotary_pct";
+  double pct = 0.0;
+  if (const std::optional<double> f = partial_rotary_factor(j, src)) {
+    pct = *f, pct_key = rope.name + ".partial_rotary_factor";
+  } else {
+    pct = number_in(required(j, "rotary_pct", src), "rotary_pct", src, 0.0, 1.0);
+  }
   // As transformers: int(head_dim * rotary_pct), which TransformerLens' rotary_dim agrees with.
   c.rotary_dim = static_cast<int>(c.d_head() * pct);
   if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
     throw InputError(src, pct_key,
-                     show(required(j, pct_key, src)) + " of head_dim " + std::to_string(c.d_head()) +
+                     show(json(pct)) + " of head_dim " + std::to_string(c.d_head()) +
                          " gives rotary_dim " + std::to_string(c.rotary_dim) +
                          " (must be even and at least 2)");
-  if (const json* base = present(j, "rotary_emb_base"))
-    c.rope_theta = positive_number(*base, "rotary_emb_base", src);
-  else
-    c.rope_theta = rope_theta(j, src);
+  c.rope_theta = rope_theta(j, src, "rotary_emb_base");
   c.rope_scaling = rope_scaling(j, src);
   c.parallel_residual = bool_or(j, "use_parallel_residual", src, true);
   c.qkv_bias = c.out_bias = bool_or(j, "attention_bias", src, true);

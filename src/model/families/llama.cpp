@@ -11,14 +11,21 @@ using namespace config_fields;
 
 ModelConfig parse_llama_config(const json& j, const std::string& src) {
   ModelConfig c;
-  read_rotary_gated_decoder(j, src, c);
-  // Llama's attention_bias puts biases on q, k, v and o alike; Mistral has none.
-  c.qkv_bias = c.out_bias = bool_or(j, "attention_bias", src, false);
-  c.mlp_bias = bool_or(j, "mlp_bias", src, false);
+  const bool mistral = j.at("model_type") == "mistral";
+  // MistralConfig's num_key_value_heads defaults to 8 (LlamaConfig's to the head count).
+  read_rotary_gated_decoder(j, src, c, DecoderFields{.kv_heads_default = mistral ? 8 : 0});
+  // Llama's attention_bias puts biases on q, k, v and o alike, mlp_bias on the MLP; Mistral
+  // defines neither (transformers builds it without biases whatever the file says).
+  c.qkv_bias = c.out_bias = !mistral && bool_or(j, "attention_bias", src, false);
+  c.mlp_bias = !mistral && bool_or(j, "mlp_bias", src, false);
   c.tied_unembedding = bool_or(j, "tie_word_embeddings", src, false);
-  if (const json* w = present(j, "sliding_window"); w && c.model_type == "mistral") {
-    c.sliding_window = positive_int(*w, "sliding_window", src);
-    c.sliding_layers.assign(c.n_layer, true);
+  // sliding_window is Mistral's alone (absent: its default 4096; null: none).
+  if (mistral) {
+    auto w = j.find("sliding_window");
+    c.sliding_window = w == j.end() ? 4096
+                       : w->is_null() ? 0
+                                      : positive_int(*w, "sliding_window", src);
+    if (c.sliding_window) c.sliding_layers.assign(c.n_layer, true);
   }
   return c;
 }
