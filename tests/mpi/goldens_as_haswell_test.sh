@@ -21,8 +21,9 @@ command -v qemu-x86_64 >/dev/null ||
 
 # In-process numeric suites only: CLI suites start the causeway binary, which qemu-user does not
 # follow into the child. Emulation is ~40x slower, so of the seven-family repeats of the two
-# slowest tests two families stay (gemma2: soft-caps and sliding windows; llama3, gpt_neox:
-# GQA, parallel residual); gpt2's optimized-engine test (PatchingEngine) stays whole.
+# slowest tests a few families stay: the optimized engine on llama3 (GQA) and gemma2 (soft-caps,
+# sliding windows), every sweep against TransformerLens on llama3, qwen2 and gpt_neox (parallel
+# residual); gpt2's optimized-engine test (PatchingEngine) stays whole.
 suites="TinyGpt2.*:Gpt2Forward.*:GradientGoldens.*:Gradients.*:CpuOps.*:CpuOpsLinear.*"
 suites+=":OpsNormsGated.*:RotaryOps.*:*AttentionGqa*:*FamilyForward.*:*FamilyGradients.*"
 suites+=":FamilyGoldensFixture.*:*FamilyAttribution.*:*FamilyPatching.*"
