@@ -11,7 +11,9 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "io/hdf5_file.h"
 #include "model/tokenizer.h"
 
 namespace causeway::fixtures {
@@ -21,9 +23,8 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `causeway ARGS` (the binary this build made) and collects its output and exit code.
-inline CliResult run_causeway(const std::string& args) {
-  const std::string cmd = std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line and collects what it prints to stdout and its exit code.
+inline CliResult run_shell(const std::string& cmd) {
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -33,6 +34,33 @@ inline CliResult run_causeway(const std::string& args) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs `causeway ARGS` (the binary this build made) and collects its output and exit code.
+inline CliResult run_causeway(const std::string& args) {
+  return run_shell(std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1");
+}
+
+// A string dataset of an HDF5 file, read as variable-length UTF-8; empty when there is none.
+inline std::vector<std::string> read_strings(const std::filesystem::path& file, const std::string& name) {
+  H5File f(file, H5Mode::ReadOnly);
+  const hid_t ds = H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT);
+  if (ds < 0) return {};
+  const hid_t space = H5Dget_space(ds);
+  std::vector<char*> raw(static_cast<size_t>(H5Sget_simple_extent_npoints(space)));
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  std::vector<std::string> out;
+  if (H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) >= 0)
+    for (char* s : raw) {
+      out.emplace_back(s ? s : "");
+      H5free_memory(s);
+    }
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Dclose(ds);
+  return out;
 }
 
 // A whole file as bytes, and a file written from bytes (tests that change inputs in place).

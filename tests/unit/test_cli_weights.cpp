@@ -32,6 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using fixtures::read_strings;
 using fixtures::TempDir;
 const fs::path kData = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data";
 const fs::path kTiny = kData / "tiny-gpt2";
@@ -78,16 +79,7 @@ fs::path tiny_copy(const fs::path& dir, const std::string& name, DType dtype, co
 // `causeway ARGS` with its address space capped, so a size that is not refused fails with
 // bad_alloc (exit 1) instead of taking the machine's memory.
 fixtures::CliResult run_in_4gib(const std::string& args) {
-  const std::string cmd = "ulimit -v 4000000; " + std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1";
-  fixtures::CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return fixtures::run_shell("ulimit -v 4000000; " + std::string(CAUSEWAY_BINARY) + " " + args + " 2>&1");
 }
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
@@ -95,27 +87,6 @@ size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.beg
 std::string string_attribute(const fs::path& file, const std::string& object, const std::string& key) {
   H5File f(file, H5Mode::ReadOnly);
   return f.read_string_attribute(object, key);
-}
-
-std::vector<std::string> read_strings(const fs::path& file, const std::string& name) {
-  H5File f(file, H5Mode::ReadOnly);
-  const hid_t ds = H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT);
-  if (ds < 0) return {};
-  const hid_t space = H5Dget_space(ds);
-  std::vector<char*> raw(static_cast<size_t>(H5Sget_simple_extent_npoints(space)));
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  std::vector<std::string> out;
-  if (H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) >= 0)
-    for (char* s : raw) {
-      out.emplace_back(s ? s : "");
-      H5free_memory(s);
-    }
-  H5Tclose(type);
-  H5Sclose(space);
-  H5Dclose(ds);
-  return out;
 }
 
 // A one-experiment run config over `pairs` (JSONL text) for `model`; returns its path.

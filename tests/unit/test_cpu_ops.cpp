@@ -8,17 +8,12 @@
 
 #include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
+#include "random_values.h"
 
 namespace causeway {
 namespace {
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using fixtures::random_vector;
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
   double m = 0.0;

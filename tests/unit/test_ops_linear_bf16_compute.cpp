@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/ops_linear.h"
+#include "random_values.h"
 
 namespace causeway {
 namespace {
@@ -21,13 +22,7 @@ using cpu::f16_to_f32;
 using cpu::f32_to_bf16;
 using cpu::f32_to_f16;
 
-std::vector<float> random_vector(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using fixtures::random_vector;
 
 std::vector<float> rounded_to_bf16(const std::vector<float>& v) {
   std::vector<float> r(v.size());

@@ -12,6 +12,7 @@
 
 #include "backend/ops_norms_gated.h"
 #include "family_goldens.h"
+#include "random_values.h"
 
 namespace causeway {
 namespace {
@@ -173,13 +174,7 @@ TEST(OpsNormsGated, GoldensRejectTheOtherActivation) {
             100 * kGoldenTolerance);
 }
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using fixtures::random_vector;
 
 // Central difference of a double-precision scalar function at x[i] (x restored after).
 double central_diff(const std::function<double(const std::vector<double>&)>& f,

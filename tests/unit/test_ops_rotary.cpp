@@ -11,19 +11,14 @@
 
 #include "backend/ops_rotary.h"
 #include "family_goldens.h"
+#include "random_values.h"
 
 namespace causeway {
 namespace {
 
 using fixtures::FamilyGoldens;
 
-std::vector<float> random_vector(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using fixtures::random_vector;
 
 // The rotation written out in double from the definition: pair (i, i + r/2), angle
 // pos * theta^(-2i/r); transpose = rotation by the negated angle.

@@ -19,6 +19,7 @@ namespace causeway {
 namespace {
 
 namespace fs = std::filesystem;
+using fixtures::read_strings;
 using fixtures::TempDir;
 const fs::path kTiny = fs::path(CAUSEWAY_SOURCE_DIR) / "tests/data/tiny-gpt2";
 
@@ -30,28 +31,6 @@ fs::path write_job(const TempDir& dir, const std::string& pairs, const std::stri
                         << "[data]\nfile = \"pairs.jsonl\"\n[output]\npath = \"out.h5\"\n"
                         << experiments;
   return config;
-}
-
-std::vector<std::string> read_strings(const fs::path& file, const std::string& name) {
-  H5File f(file, H5Mode::ReadOnly);
-  const hid_t ds = H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT);
-  if (ds < 0) return {};
-  const hid_t space = H5Dget_space(ds);
-  std::vector<char*> raw(static_cast<size_t>(H5Sget_simple_extent_npoints(space)));
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  std::vector<std::string> out;
-  if (H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) >= 0) {
-    for (char* s : raw) {
-      out.emplace_back(s ? s : "");
-      H5free_memory(s);
-    }
-  }
-  H5Tclose(type);
-  H5Sclose(space);
-  H5Dclose(ds);
-  return out;
 }
 
 const std::string kHeads = "[[experiment]]\nname = \"heads\"\nsweep = \"attn_head_out\"\npositions = \"all\"\n";

@@ -5,13 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "patching/circuit_graph.h"
 #include "patching/direct_logit.h"
 #include "patching/edge_sweep.h"
 #include "patching/self_repair.h"
+#include "self_repair_pairs.h"
 #include "tiny_model.h"
 
 namespace causeway {
@@ -22,23 +21,6 @@ using fixtures::kDataDir;
 using fixtures::tiny_model;
 
 constexpr int Q = 5;  // total, direct, ln_share, self_repair, repair_rest
-
-// The pairs the self-repair goldens of `model` use (token ids of that model's vocabulary).
-PairDataset golden_pairs_of(const std::string& model) {
-  const nlohmann::json info =
-      nlohmann::json::parse(std::ifstream(kDataDir / "self-repair" / (model + "-self-repair-goldens.json")));
-  PairDataset d;
-  d.source = model + " pairs";
-  for (const auto& p : info["pairs"]) {
-    PromptPair q;
-    q.clean = p["clean"].get<std::vector<int32_t>>();
-    q.corrupted = p["corrupted"].get<std::vector<int32_t>>();
-    q.answers = {p["answer"].get<int>()};
-    q.wrongs = {p["wrong"].get<int>()};
-    d.pairs.push_back(q);
-  }
-  return d;
-}
 
 std::vector<float> run_engine(SweepEngine& e, int P, SweepBaselines& base) {
   const int64_t n = static_cast<int64_t>(e.grid().cells.size());
@@ -123,7 +105,7 @@ TEST(SelfRepair, DirectPlusLayerNormShareIsPathPatchingIntoTheLogits) {
   for (const char* model : {"gpt2", "llama3", "gpt_neox"}) {
     const std::string dir = std::string(model) == "gpt2" ? "tiny-gpt2" : std::string("families/") + model;
     TransformerModel m = TransformerModel::load(kDataDir / dir);
-    const PairDataset data = golden_pairs_of(model);
+    const PairDataset data = fixtures::self_repair_golden_pairs(model);
     const int P = static_cast<int>(data.pairs.size());
     SweepRequest r = repair_request(SweepKind::HeadOut, PatchSource::Activation);
     r.direction = Direction::Noising;

@@ -12,6 +12,7 @@
 #include "patching/direct_logit.h"
 #include "patching/logit_lens.h"
 #include "patching/self_repair.h"
+#include "self_repair_pairs.h"
 #include "tiny_model.h"
 
 namespace causeway {
@@ -38,18 +39,7 @@ struct Golden {
 Golden load(const std::string& name) {
   const auto dir = name == "gpt2" ? fixtures::kDataDir / "tiny-gpt2" : fixtures::kDataDir / "families" / name;
   nlohmann::json info = nlohmann::json::parse(std::ifstream(kGoldens / (name + "-self-repair-goldens.json")));
-  PairDataset d;
-  d.source = name + " self-repair goldens";
-  int line = 1;
-  for (const auto& p : info["pairs"]) {
-    PromptPair q;
-    q.clean = p["clean"].get<std::vector<int32_t>>();
-    q.corrupted = p["corrupted"].get<std::vector<int32_t>>();
-    q.answers = {p["answer"].get<int>()};
-    q.wrongs = {p["wrong"].get<int>()};
-    q.line = line++;
-    d.pairs.push_back(q);
-  }
+  const PairDataset d = fixtures::self_repair_golden_pairs(name);
   return {TransformerModel::load(dir), d, info,
           SafetensorsFile::open(kGoldens / (name + "-self-repair-goldens.safetensors"))};
 }
